@@ -20,7 +20,7 @@ from lifelines import AalenJohansenFitter, CoxPHFitter
 from sklearn.metrics import mean_absolute_error, r2_score, roc_auc_score
 
 from ecgscope.simulate import simulate_cohort
-from ecgscope.studies.oracle import fit_oracle, predict_oracle
+from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 
 PUBLISHED_PREVALENCE = {"ukb": (1.0, 1.6), "hospital": (18.0, 10.6), "prospective": (15.7, 4.3)}
 
@@ -29,12 +29,14 @@ def oracle_block(preset: str, n: int, seed: int) -> None:
     cohort = simulate_cohort(preset, n=n, seed=seed)
     idx = cohort.ecgs[cohort.ecgs.is_index].set_index("patient_id")
     truth = cohort.patients.set_index("patient_id").loc[idx.index]
-    targets = truth[["rv_dysfunction", "rv_dilation", "rvef", "rvedvi", "diastolic_high_risk"]]
+    targets = truth[["rvef", "rvedvi", "diastolic_high_risk"]]
     rng = np.random.default_rng(seed)
     test = rng.random(len(idx)) < 0.3
     models = fit_oracle(idx[~test], targets[~test], seed)
     pred = predict_oracle(models, idx[test])
-    yt = targets[test]
+    pred["rv_dysfunction"] = phenotype_score(pred["rvef"], "<=")
+    pred["rv_dilation"] = phenotype_score(pred["rvedvi"], ">")
+    yt = truth[test]
     dys, dil = PUBLISHED_PREVALENCE.get(preset, (float("nan"),) * 2)
     print(f"\n[{preset}] n={n}  prevalence dysfunction {100 * truth.rv_dysfunction.mean():.1f} % "
           f"(published {dys}), dilation {100 * truth.rv_dilation.mean():.1f} % (published {dil})")

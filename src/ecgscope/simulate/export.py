@@ -20,6 +20,10 @@ nothing half-written under the final name.
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +35,12 @@ from ecgscope import __version__
 from ecgscope.io import atomic_dir, code15, echonext, write_parquet
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.leads import STANDARD_LEADS, eight_from_twelve
+from ecgscope.progress import progress_bar
 from ecgscope.signal import resample
-from ecgscope.simulate.cohort import UNITS_PER_MV, SimulatedCohort, quantize_eight
+from ecgscope.simulate.cohort import CHUNK, UNITS_PER_MV, SimulatedCohort, quantize_eight
 from ecgscope.simulate.measurements import ECHONEXT_FLAGS
 
 FORMATS = ("wfdb", "code15", "echonext")
-
-
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    disable=not enabled, transient=True)
 
 
 def _scp_codes(row: pd.Series) -> str:
@@ -196,26 +194,60 @@ class _EchoNextSink:
 _SINKS = {"wfdb": _WfdbSink, "code15": _Code15Sink, "echonext": _EchoNextSink}
 
 
+def _render_chunk(job: tuple[SimulatedCohort, Path | None, int, int]):
+    """Worker: render ECGs [lo, hi) and write their WFDB records when ``wfdb_root`` is given."""
+    cohort, root, lo, hi = job
+    batch = next(cohort.iter_batches(lo, hi))
+    if root is not None:
+        _WfdbSink(cohort, root).add(batch)
+    return batch
+
+
+def _batches(cohort: SimulatedCohort, wfdb_root: Path | None, workers: int) -> Iterator:
+    """Rendered batches in order; with ``workers`` > 1 rendering (and WFDB writing) runs in processes."""
+    bounds = [(lo, min(lo + CHUNK, len(cohort))) for lo in range(0, len(cohort), CHUNK)]
+    if workers <= 1 or len(bounds) <= 1:
+        for lo, hi in bounds:
+            yield _render_chunk((cohort, wfdb_root, lo, hi))
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for lo, hi in bounds:
+            pending.append(pool.submit(_render_chunk, (cohort, wfdb_root, lo, hi)))
+            if len(pending) >= 2 * workers:  # bounded: memory stays flat whatever the cohort size
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def write_cohort(cohort: SimulatedCohort, out: str | Path, formats: tuple[str, ...] | None = None,
-                 overwrite: bool = False, progress: bool = True) -> Path:
-    """Write ``cohort`` under ``out`` in ``formats`` (default: the preset's); return ``out``."""
+                 overwrite: bool = False, progress: bool = True, workers: int | None = None) -> Path:
+    """Write ``cohort`` under ``out`` in ``formats`` (default: the preset's); return ``out``.
+
+    ``workers`` processes render and write WFDB records in parallel (default: all cores); the bytes written
+    do not depend on it.
+    """
     formats = tuple(formats or cohort.preset.formats)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
         raise ValueError(f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if "echonext" in formats and cohort.imaging is None:
-        raise ValueError(f"the echonext format needs echo labels; preset {cohort.preset.name!r} has no imaging")
+    if "echonext" in formats and cohort.preset.imaging != "echo":
+        raise ValueError(f"the echonext format needs echo labels; preset {cohort.preset.name!r} has "
+                         f"{cohort.preset.imaging or 'no'} imaging (use echo-dev, echo-external or echonext)")
+    workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 1)
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite) as root:
         _write_tables(cohort, root)
-        sinks = [_SINKS[f](cohort, root) for f in formats]
-        with _progress(progress) as bar:
+        in_process = [_SINKS[f](cohort, root) for f in formats if f != "wfdb"]
+        with progress_bar(progress) as bar:
             task = bar.add_task(f"simulating {cohort.preset.name}", total=len(cohort))
-            for batch in cohort.iter_batches():
-                for sink in sinks:
+            for batch in _batches(cohort, root if "wfdb" in formats else None, workers):
+                for sink in in_process:
                     sink.add(batch)
                 bar.advance(task, len(batch.ecg_ids))
-        for sink in sinks:
+        if "wfdb" in formats:
+            _WfdbSink(cohort, root).close()
+        for sink in in_process:
             sink.close()
         manifest = {
             "ecgscope_version": __version__, "preset": cohort.preset.name, "seed": cohort.seed,

@@ -82,7 +82,7 @@ def draw_ecg_parameters(state: pd.DataFrame, rng: np.random.Generator) -> pd.Dat
     rbbb = rng.random(n) < 1 / (1 + np.exp(-(-4.0 + 0.035 * (rvedvi - 85.0) + 1.0 * pressure)))
     qrs = (86.0 + 5.0 * ~female + 0.45 * (rvedvi - 82.0) + 0.06 * (lvmi - 65.0)
            + 26.0 * rbbb + rng.normal(0, 10.0, n))
-    frontal = rng.normal(20.0, 26.0, n) + 105.0 * rv_load - 10.0 * lvh
+    frontal = rng.normal(6.0, 26.0, n) + 115.0 * rv_load - 10.0 * lvh
     horizontal = rng.normal(0.0, 24.0, n) - 70.0 * rv_load
     qrs_amp = (np.exp(rng.normal(0, 0.17, n)) * (1 + 0.006 * (lvmi - 65.0)) * np.where(female, 0.9, 1.0)
                * np.sqrt(1.9 / state["bsa"].to_numpy()))

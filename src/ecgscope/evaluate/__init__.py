@@ -1,0 +1,5 @@
+"""Metrics with patient-level bootstrap confidence intervals (pure functions returning tables)."""
+
+from ecgscope.evaluate.metrics import auroc, bootstrap_ci, mae, r2
+
+__all__ = ["auroc", "bootstrap_ci", "mae", "r2"]

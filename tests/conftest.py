@@ -1,0 +1,33 @@
+"""Shared fixtures: small simulated cohorts written once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ecgscope.simulate import simulate_cohort
+from ecgscope.simulate.export import write_cohort
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def hospital_cohort():
+    """A small hospital-preset cohort (tables + lazy waveforms)."""
+    return simulate_cohort("hospital", n=40, seed=11)
+
+
+@pytest.fixture(scope="session")
+def hospital_dir(tmp_path_factory, hospital_cohort):
+    """The small hospital cohort written as WFDB (500 and 100 Hz) and CODE-15%."""
+    out = tmp_path_factory.mktemp("sim") / "hospital"
+    return write_cohort(hospital_cohort, out, formats=("wfdb", "code15"), progress=False, workers=1)
+
+
+@pytest.fixture(scope="session")
+def echo_dir(tmp_path_factory):
+    """A small echo-dev cohort written in the EchoNext layout."""
+    out = tmp_path_factory.mktemp("sim") / "echo"
+    return write_cohort(simulate_cohort("echo-dev", n=40, seed=12), out, formats=("echonext",), progress=False,
+                        workers=1)

@@ -1,0 +1,53 @@
+import json
+
+import pandas as pd
+import wfdb
+from typer.testing import CliRunner
+
+from ecgscope.cli import app
+from ecgscope.studies.demo import run_demo
+
+runner = CliRunner()
+
+
+def test_simulate_command_writes_a_cohort(tmp_path):
+    out = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", "--preset", "prospective", "--n", "6", "--seed", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "6 subjects" in result.output
+    db = pd.read_csv(out / "wfdb" / "ptbxl_database.csv")
+    assert len(db) == 6
+    assert wfdb.rdrecord(str(out / "wfdb" / db.filename_hr[0])).n_sig == 12
+
+
+def test_simulate_command_reports_bad_input_without_a_traceback(tmp_path):
+    result = runner.invoke(app, ["simulate", "--preset", "nope", "--n", "3", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "unknown preset 'nope'" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["simulate", "--preset", "code15", "--n", "3", "--format", "dicom",
+                                 "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "unknown format" in result.output
+    assert not (tmp_path / "y").exists()
+
+
+def test_presets_command_lists_every_preset():
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0
+    for name in ("ukb", "hospital", "prospective", "echo-dev", "echo-external", "echonext", "code15"):
+        assert name in result.output
+
+
+def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
+    result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False)
+    m = result.metrics
+    assert set(m.model) == {"ECG model", "oracle"}
+    assert set(m.target) == {"rv_dysfunction", "rv_dilation", "rvef", "rvedvi"}
+    mae = m[(m.metric == "MAE")].estimate
+    assert mae.notna().all() and (mae > 0).all()
+    summary = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert summary["split_sizes"]["test"] > 0
+    for rel in ("model/weights.safetensors", "model/model.json", "predictions.parquet",
+                "figures/rv_performance.png", "figures/example_ecg.png", "cohort/wfdb/ptbxl_database.csv"):
+        assert (tmp_path / "demo" / rel).exists(), rel
+    preds = pd.read_parquet(tmp_path / "demo" / "predictions.parquet")
+    assert preds.patient_id.is_unique and len(preds) == summary["split_sizes"]["test"]
