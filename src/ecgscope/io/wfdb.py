@@ -60,7 +60,8 @@ def read(path: str | Path) -> Iterator[ECG]:
     if np.isnan(scale).any():
         raise InvalidRecord(str(path), f"unknown signal units {record.units}")
     signal = (record.p_signal * scale[None, :]).T
-    meta = {"units_conversion": "x".join(sorted(set(units))) + "->mV", "comments": record.comments}
+    conversion = "none (mV)" if set(units) == {"mv"} else f"{'/'.join(sorted(set(units)))} -> mV"
+    meta = {"units_conversion": conversion, "comments": record.comments}
     yield ECG(signal, record.fs, record.sig_name, record_path.name, "", record.base_datetime if
               record.base_date else None, str(path), meta)
 
