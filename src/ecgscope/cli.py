@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,8 @@ from ecgscope.errors import EcgscopeError
 
 app = typer.Typer(help="Cardiac structure, function and risk from the 12-lead ECG.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
-console = Console()
+# Outside a terminal (logs, CI) rich assumes 80 columns and wraps the tables; give them room.
+console = Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def _fail(exc: Exception) -> None:

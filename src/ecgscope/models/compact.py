@@ -63,7 +63,7 @@ class CompactECGNet(nn.Module):
 
 
 @register_model
-def compact_cnn(num_outputs: int = 4, in_leads: int = 12, width: int = 32, dropout: float = 0.1) -> CompactECGNet:
+def compact_cnn(num_outputs: int = 4, in_leads: int = 12, width: int = 32, dropout: float = 0.2) -> CompactECGNet:
     """The default small model: about 0.4 M parameters, fast on a CPU."""
     return CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=width, dropout=dropout)
 

@@ -40,7 +40,8 @@ class TaskSpec:
         pos = {}
         for k in binary:
             p = float(np.nanmean(targets[k]))
-            pos[k] = float(np.clip((1 - p) / max(p, 1e-3), 1.0, 50.0))
+            # capped: at 1 % prevalence an uncapped weight of ~100 makes the loss follow a few positives
+            pos[k] = float(np.clip((1 - p) / max(p, 1e-3), 1.0, 10.0))
         return cls(list(regression), list(binary), mean, std, pos)
 
     def encode(self, targets: dict[str, np.ndarray]) -> np.ndarray:
@@ -79,7 +80,7 @@ def masked_multitask_loss(outputs: torch.Tensor, targets: torch.Tensor, spec: Ta
 class MultiTaskModule(L.LightningModule):
     """Wraps any registry model whose head has ``len(spec.names)`` outputs."""
 
-    def __init__(self, model: nn.Module, spec: TaskSpec, lr: float = 3e-3, weight_decay: float = 1e-4,
+    def __init__(self, model: nn.Module, spec: TaskSpec, lr: float = 3e-3, weight_decay: float = 0.05,
                  max_epochs: int = 10):
         super().__init__()
         self.model, self.spec = model, spec
@@ -123,6 +124,23 @@ def _loader(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool,
     return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=shuffle, generator=gen)
 
 
+class RestoreBestWeights(L.Callback):
+    """Remember the weights of the epoch with the lowest ``monitor`` and load them when training ends."""
+
+    def __init__(self, monitor: str = "val/loss"):
+        self.monitor, self.best, self.state = monitor, float("inf"), None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and not trainer.sanity_checking and float(value) < self.best:
+            self.best = float(value)
+            self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+
+
 def _quiet_lightning() -> None:
     """Keep Lightning's banners (accelerator info, tips) out of the user's terminal; warnings still show."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
@@ -133,13 +151,18 @@ def _quiet_lightning() -> None:
 def fit_multitask(model: nn.Module, spec: TaskSpec, x_train: np.ndarray, y_train: np.ndarray,
                   x_val: np.ndarray, y_val: np.ndarray, *, max_epochs: int = 10, batch_size: int = 64,
                   lr: float = 3e-3, seed: int = 0, progress: bool = True) -> MultiTaskModule:
-    """Train ``model`` on encoded targets (see :meth:`TaskSpec.encode`) and return the fitted module."""
+    """Train ``model`` on encoded targets (see :meth:`TaskSpec.encode`) and return the fitted module.
+
+    The one-cycle schedule runs its full course (stopping early would skip its annealing); the module
+    returned carries the weights of the epoch with the lowest validation loss.
+    """
     _quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     accelerator, precision = select_device()
     module = MultiTaskModule(model, spec, lr=lr, max_epochs=max_epochs)
+    callbacks = [RestoreBestWeights("val/loss")]
     trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=1, precision=precision,
-                        deterministic=True, logger=False, enable_checkpointing=False,
+                        deterministic=True, logger=False, enable_checkpointing=False, callbacks=callbacks,
                         enable_progress_bar=progress, enable_model_summary=False)
     trainer.fit(module, _loader(x_train, y_train, batch_size, True, seed), _loader(x_val, y_val, 256, False, seed))
     return module
