@@ -4,6 +4,6 @@ Readers turn files into :class:`~ecgscope.ecg.ECG` records; writers exist where 
 (the simulator writes its cohorts through them). Nothing here preprocesses or stores.
 """
 
-from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet
+from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
 
-__all__ = ["atomic_dir", "atomic_file", "write_parquet"]
+__all__ = ["atomic_dir", "atomic_file", "write_parquet", "write_text"]

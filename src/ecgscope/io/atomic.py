@@ -48,6 +48,13 @@ def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a text file (CSV, JSON) atomically and return the path."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
 def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
     """Write ``table`` to Parquet atomically (no index column) and return the path."""
     with atomic_file(path) as tmp:

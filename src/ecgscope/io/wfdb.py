@@ -12,7 +12,6 @@ import wfdb
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.atomic import atomic_file
 
 
 def ptbxl_record_path(ecg_id: int, fs: float) -> str:
@@ -65,8 +64,3 @@ def read(path: str | Path) -> Iterator[ECG]:
     yield ECG(signal, record.fs, record.sig_name, record_path.name, "", record.base_datetime if
               record.base_date else None, str(path), meta)
 
-
-def write_atomic_text(path: str | Path, text: str) -> None:
-    """Write a small text file atomically."""
-    with atomic_file(path) as tmp:
-        Path(tmp).write_text(text)

@@ -8,7 +8,7 @@ whatever the caller's batch size.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -165,10 +165,7 @@ def simulate_cohort(preset: str | Preset = "ukb", n: int | None = None, seed: in
     True
     """
     p = preset if isinstance(preset, Preset) else get_preset(preset)
-    p = get_preset(p.name, fs=fs, duration_s=duration_s) if isinstance(preset, str) else p
     if fs is not None or duration_s is not None:
-        from dataclasses import replace
-
         p = replace(p, fs=fs or p.fs, duration_s=duration_s or p.duration_s)
     n = int(n if n is not None else p.n)
     if n < 1:

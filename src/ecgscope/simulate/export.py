@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecgscope import __version__
-from ecgscope.io import atomic_dir, code15, echonext, write_parquet
+from ecgscope.io import atomic_dir, code15, echonext, write_parquet, write_text
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.leads import STANDARD_LEADS, eight_from_twelve
 from ecgscope.progress import progress_bar
@@ -116,7 +116,7 @@ class _WfdbSink:
                             for i in ecgs["ecg_id"]],
             "filename_hr": [wfdb_io.ptbxl_record_path(int(i), self.cohort.fs) for i in ecgs["ecg_id"]],
         })
-        wfdb_io.write_atomic_text(self.root / "ptbxl_database.csv", db.to_csv(index=False))
+        write_text(self.root / "ptbxl_database.csv", db.to_csv(index=False))
 
 
 class _Code15Sink:
@@ -145,7 +145,7 @@ class _Code15Sink:
             "death": pd.Series(ecgs["death"]).where(first, None), "timey": ecgs["followup_years"].where(first),
             "trace_file": "exams_part0.hdf5",
         })
-        wfdb_io.write_atomic_text(self.root / "exams.csv", exams[list(code15.EXAMS_COLUMNS)].to_csv(index=False))
+        write_text(self.root / "exams.csv", exams[list(code15.EXAMS_COLUMNS)].to_csv(index=False))
 
 
 class _EchoNextSink:
@@ -188,18 +188,25 @@ class _EchoNextSink:
             "acquisition_datetime": pd.to_datetime(ecgs["acquired_at"]).dt.strftime("%Y-%m-%d %H:%M:%S"),
         })
         meta = pd.concat([meta, flags.reset_index(drop=True)], axis=1)
-        wfdb_io.write_atomic_text(self.root / "echonext_metadata_100k.csv", meta.to_csv(index=False))
+        write_text(self.root / "echonext_metadata_100k.csv", meta.to_csv(index=False))
 
 
 _SINKS = {"wfdb": _WfdbSink, "code15": _Code15Sink, "echonext": _EchoNextSink}
 
 
-def _render_chunk(job: tuple[SimulatedCohort, Path | None, int, int]):
-    """Worker: render ECGs [lo, hi) and write their WFDB records when ``wfdb_root`` is given."""
-    cohort, root, lo, hi = job
-    batch = next(cohort.iter_batches(lo, hi))
-    if root is not None:
-        _WfdbSink(cohort, root).add(batch)
+_WORKER: dict = {}
+
+
+def _init_worker(cohort: SimulatedCohort, wfdb_root: Path | None) -> None:
+    """Give a worker process the cohort once, so that each job carries only its index range."""
+    _WORKER["cohort"], _WORKER["sink"] = cohort, (_WfdbSink(cohort, wfdb_root) if wfdb_root else None)
+
+
+def _render_chunk(lo: int, hi: int):
+    """Render ECGs [lo, hi) of the worker's cohort and write their WFDB records if asked to."""
+    batch = next(_WORKER["cohort"].iter_batches(lo, hi))
+    if _WORKER["sink"] is not None:
+        _WORKER["sink"].add(batch)
     return batch
 
 
@@ -207,13 +214,14 @@ def _batches(cohort: SimulatedCohort, wfdb_root: Path | None, workers: int) -> I
     """Rendered batches in order; with ``workers`` > 1 rendering (and WFDB writing) runs in processes."""
     bounds = [(lo, min(lo + CHUNK, len(cohort))) for lo in range(0, len(cohort), CHUNK)]
     if workers <= 1 or len(bounds) <= 1:
+        _init_worker(cohort, wfdb_root)
         for lo, hi in bounds:
-            yield _render_chunk((cohort, wfdb_root, lo, hi))
+            yield _render_chunk(lo, hi)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(cohort, wfdb_root)) as pool:
         pending: deque = deque()
         for lo, hi in bounds:
-            pending.append(pool.submit(_render_chunk, (cohort, wfdb_root, lo, hi)))
+            pending.append(pool.submit(_render_chunk, lo, hi))
             if len(pending) >= 2 * workers:  # bounded: memory stays flat whatever the cohort size
                 yield pending.popleft().result()
         while pending:
@@ -255,5 +263,5 @@ def write_cohort(cohort: SimulatedCohort, out: str | Path, formats: tuple[str, .
             "n_samples": cohort.n_samples, "leads": list(STANDARD_LEADS), "units": "mV",
             "formats": list(formats), "imaging": cohort.preset.imaging,
         }
-        wfdb_io.write_atomic_text(root / "cohort.json", json.dumps(manifest, indent=2) + "\n")
+        write_text(root / "cohort.json", json.dumps(manifest, indent=2) + "\n")
     return out
