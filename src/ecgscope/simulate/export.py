@@ -60,12 +60,18 @@ def _strat_fold(patient_id: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1010]).permutation(len(patient_id)) % 10 + 1
 
 
+def _ecgs_with_state(cohort: SimulatedCohort) -> pd.DataFrame:
+    """One row per ECG with its subject's state and outcome beside the waveform parameters."""
+    return cohort.ecgs.merge(cohort.patients, on="patient_id", suffixes=("", "_state"))
+
+
 def _write_tables(cohort: SimulatedCohort, root: Path) -> None:
     write_parquet(cohort.ecgs[["ecg_id", "patient_id", "acquired_at", "is_index", "snr_db"]], root / "ecgs.parquet")
     write_parquet(cohort.outcomes, root / "outcomes.parquet")
     truth = cohort.patients.drop(columns=["followup_years", "event", "hf_death", "death"])
     write_parquet(truth, root / "truth" / "patients.parquet")
     write_parquet(cohort.oracle, root / "truth" / "oracle.parquet")
+
     def curves(values: np.ndarray) -> pa.FixedSizeListArray:
         return pa.FixedSizeListArray.from_arrays(values.ravel(), values.shape[1])
 
@@ -102,7 +108,7 @@ class _WfdbSink:
                                      STANDARD_LEADS, UNITS_PER_MV, [f"simulated by ecgscope {__version__}"], when)
 
     def close(self) -> None:
-        ecgs = self.cohort.ecgs.merge(self.cohort.patients, on="patient_id", suffixes=("", "_state"))
+        ecgs = _ecgs_with_state(self.cohort)
         db = pd.DataFrame({
             "ecg_id": ecgs["ecg_id"], "patient_id": ecgs["patient_id"].astype(float), "age": ecgs["age"].round(),
             "sex": (ecgs["sex"] == "F").astype(int),  # PTB-XL: 0 male, 1 female
@@ -133,7 +139,7 @@ class _Code15Sink:
 
     def close(self) -> None:
         self.shard.close()
-        ecgs = self.cohort.ecgs.merge(self.cohort.patients, on="patient_id", suffixes=("", "_state"))
+        ecgs = _ecgs_with_state(self.cohort)
         first = ecgs["is_index"].to_numpy()
         exams = pd.DataFrame({
             "exam_id": ecgs["ecg_id"], "age": ecgs["age"].round().astype(int), "is_male": ecgs["sex"] == "M",
@@ -175,7 +181,7 @@ class _EchoNextSink:
     def close(self) -> None:
         for array in self.arrays.values():
             array.flush()
-        ecgs = self.cohort.ecgs.merge(self.cohort.patients, on="patient_id", suffixes=("", "_state"))
+        ecgs = _ecgs_with_state(self.cohort)
         flags = self.cohort.imaging.set_index("patient_id").loc[ecgs["patient_id"], list(ECHONEXT_FLAGS)]
         tab = np.stack([(ecgs["sex"] == "M").astype(float), ecgs["age"], ecgs["hr_bpm"],
                         np.where(ecgs["af_rhythm"], np.nan, ecgs["hr_bpm"]), ecgs["pr_ms"], ecgs["qrs_duration_ms"],
