@@ -28,6 +28,10 @@ class InvalidRecord(EcgscopeError, ValueError):
         super().__init__(f"{self.source}: {reason}")
 
 
+class UnknownFormatError(EcgscopeError, ValueError):
+    """A path is not in any ECG format ecgscope reads."""
+
+
 class UnknownPresetError(EcgscopeError, KeyError):
     """A simulator preset name is not one of the known presets."""
 

@@ -1,9 +1,105 @@
-"""File formats: one module per format (``wfdb``, ``code15``, ``echonext``) plus atomic-write helpers.
+"""File formats: one module per format, each with ``discover(path) -> Sources`` and ``load(source) -> ECG``.
 
-Readers turn files into :class:`~ecgscope.ecg.ECG` records; writers exist where a format is also an output
-(the simulator writes its cohorts through them). Nothing here preprocesses or stores.
+``read(path)`` detects the format and yields ECG records in mV with canonical lead names; ``discover``
+and ``load`` let ingest read each record on its own, so a corrupt one is reported and the rest go on.
+Writers exist where a format is also an output (the simulator writes its cohorts through them).
+
+Formats: ``wfdb`` (a record or a folder of them), ``ptbxl`` (PTB-XL tree), ``mimic`` (MIMIC-IV-ECG tree),
+``code15`` (HDF5 shards + exams.csv), ``echonext`` (arrays + metadata), ``muse`` (GE MUSE XML),
+``hl7aecg`` (HL7 aECG XML), ``dicom`` (12-lead waveform), ``array`` (CSV / .npy with fs and units given).
 """
 
-from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
+from __future__ import annotations
 
-__all__ = ["atomic_dir", "atomic_file", "write_parquet", "write_text"]
+from collections.abc import Iterator
+from pathlib import Path
+
+from ecgscope.ecg import ECG
+from ecgscope.errors import UnknownFormatError
+from ecgscope.io import arrays, code15, dicom, echonext, hl7aecg, muse
+from ecgscope.io import wfdb as wfdb_io
+from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
+from ecgscope.io.base import Source
+
+_DISCOVER = {
+    "wfdb": wfdb_io.discover, "ptbxl": wfdb_io.discover_ptbxl, "mimic": wfdb_io.discover_mimic,
+    "code15": code15.discover, "echonext": echonext.discover, "muse": muse.discover,
+    "hl7aecg": hl7aecg.discover, "dicom": dicom.discover, "array": arrays.discover,
+}
+_LOAD = {
+    "wfdb": wfdb_io.load, "ptbxl": wfdb_io.load_ptbxl, "mimic": wfdb_io.load_mimic, "code15": code15.load,
+    "echonext": echonext.load, "muse": muse.load, "hl7aecg": hl7aecg.load, "dicom": dicom.load,
+    "array": arrays.load,
+}
+FORMATS = tuple(_DISCOVER)
+
+
+def _xml_root_tag(path: Path) -> str:
+    head = path.open("rb").read(4096).decode("utf-8", errors="replace")
+    for chunk in head.split("<")[1:]:
+        if chunk[:1] not in "?!":
+            return chunk.split()[0].rstrip(">/").split(":")[-1]
+    return ""
+
+
+def detect_format(path: str | Path) -> str:
+    """Name the format of ``path`` from its name, its folder layout, or its first bytes."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "ptbxl_database.csv").exists():
+            return "ptbxl"
+        if (path / "record_list.csv").exists():
+            return "mimic"
+        if any(path.glob("echonext_metadata*.csv")):
+            return "echonext"
+        if any(path.glob("*.hdf5")) or any(path.glob("*.h5")):
+            return "code15"
+        if any(path.rglob("*.hea")):
+            return "wfdb"
+        raise UnknownFormatError(f"{path}: a folder with no ECG files ecgscope knows (ptbxl_database.csv, "
+                                 "record_list.csv, *.hdf5, echonext_metadata*.csv or *.hea)")
+    suffix = path.suffix.lower()
+    if suffix in {".hea", ".dat", ".mat"} or (not suffix and path.with_suffix(".hea").exists()):
+        return "wfdb"
+    if suffix in {".hdf5", ".h5"}:
+        return "code15"
+    if path.name.startswith("EchoNext_") and suffix == ".npy":
+        return "echonext"
+    if suffix in {".csv", ".npy"}:
+        return "array"
+    if not path.exists():
+        raise UnknownFormatError(f"{path}: no such file or folder")
+    if suffix == ".dcm" or path.open("rb").read(132)[128:132] == b"DICM":
+        return "dicom"
+    if suffix == ".xml":
+        tag = _xml_root_tag(path)
+        if tag == "RestingECG":
+            return "muse"
+        if tag == "AnnotatedECG":
+            return "hl7aecg"
+        raise UnknownFormatError(f"{path}: XML with root <{tag or '?'}> is neither GE MUSE (<RestingECG>) nor "
+                                 "HL7 aECG (<AnnotatedECG>)")
+    raise UnknownFormatError(f"{path}: unknown ECG format; ecgscope reads {', '.join(FORMATS)}")
+
+
+def discover(path: str | Path, format: str | None = None, **options) -> Iterator[Source]:
+    """The records at ``path`` as ``Source`` handles (format detected unless given)."""
+    fmt = format or detect_format(path)
+    if fmt not in _DISCOVER:
+        raise UnknownFormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return _DISCOVER[fmt](path, **options)
+
+
+def load(source: Source) -> ECG:
+    """Read one record; raises ``InvalidRecord`` naming the file and the reason."""
+    return _LOAD[source.format](source)
+
+
+def read(path: str | Path, format: str | None = None, **options) -> Iterator[ECG]:
+    """Read every record at ``path`` (stops at the first invalid one; ingest skips and reports them)."""
+    for source in discover(path, format, **options):
+        yield load(source)
+
+
+__all__ = ["FORMATS", "Source", "atomic_dir", "atomic_file", "detect_format", "discover", "load", "read",
+           "write_parquet", "write_text"]

@@ -3,9 +3,17 @@ lead, ``EchoNext_{split}_tabular_features.npy`` (N, 7), and ``echonext_metadata_
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from ecgscope.ecg import ECG
+from ecgscope.errors import InvalidRecord
+from ecgscope.io.base import Source, make_ecg
+from ecgscope.leads import STANDARD_LEADS
 
 ECHONEXT_FS = 250.0
 ECHONEXT_SAMPLES = 2500
@@ -24,3 +32,54 @@ def normalize_waveforms(signal_mv: np.ndarray) -> np.ndarray:
 def open_waveform_array(path: str | Path, n: int) -> np.memmap:
     """Create an .npy file of shape (n, 1, 2500, 12) float32 to be filled batch by batch."""
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, 1, ECHONEXT_SAMPLES, 12))
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+SPLITS = ("train", "val", "test")
+
+
+@functools.lru_cache(maxsize=4)
+def _metadata(folder: str) -> pd.DataFrame:
+    files = sorted(Path(folder).glob("echonext_metadata*.csv"))
+    if not files:
+        raise InvalidRecord(folder, "no echonext_metadata*.csv beside the waveform arrays")
+    return pd.read_csv(files[0])
+
+
+@functools.lru_cache(maxsize=8)
+def _waves(path: str) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def discover(path: str | Path) -> Iterator[Source]:
+    """One source per ECG in each split's waveform array (key: row index)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    files = [folder / f"EchoNext_{s}_waveforms.npy" for s in SPLITS] if path.is_dir() else [path]
+    for file in files:
+        if not file.exists():
+            continue
+        shape = _waves(str(file)).shape
+        if len(shape) != 4 or shape[1:] != (1, ECHONEXT_SAMPLES, 12):
+            raise InvalidRecord(str(file), f"array of shape {shape}, expected (N, 1, {ECHONEXT_SAMPLES}, 12)")
+        for i in range(shape[0]):
+            yield Source("echonext", str(file), str(i))
+
+
+def load(source: Source) -> ECG:
+    """One EchoNext ECG: (12, 2500) at 250 Hz, already clipped and z-scored (marked ``normalized``)."""
+    file = Path(source.path)
+    split = file.name.removeprefix("EchoNext_").removesuffix("_waveforms.npy")
+    i = int(source.key)
+    meta_rows = _metadata(str(file.parent))
+    rows = meta_rows[meta_rows["split"] == split]
+    if i >= len(rows):
+        raise InvalidRecord(f"{file}#{i}", f"row {i} has no metadata row in split {split!r}")
+    row = rows.iloc[i]
+    flags = {k: int(row[k]) for k in row.index if k.endswith("_flag") and pd.notna(row[k])}
+    meta = {"normalized": "clipped and z-scored per lead by EchoNext", "units_conversion": "none (not mV)",
+            "split": split, "sex": row.get("sex"), "age": row.get("age_at_ecg"), **flags}
+    signal = np.asarray(_waves(str(file))[i, 0], dtype=np.float32).T
+    return make_ecg(signal, ECHONEXT_FS, STANDARD_LEADS, f"{file}#{i}", ecg_id=str(row["ecg_key"]),
+                    patient_id=str(row["patient_key"]), meta=meta)

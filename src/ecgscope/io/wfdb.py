@@ -1,17 +1,29 @@
-"""WFDB records (``.hea`` + ``.dat``) through the ``wfdb`` package, and PTB-XL's folder layout."""
+"""WFDB records (``.hea`` + ``.dat`` or MATLAB ``.mat``) through the ``wfdb`` package, with the PTB-XL and
+MIMIC-IV-ECG folder layouts on top. Leads are mapped by name, never by position (MIMIC-IV-ECG stores aVF
+before aVL), and units are converted to mV from each signal's header entry.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import wfdb
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
+from ecgscope.io.base import Source, make_ecg, mv_factor
+
+#: Bytes per sample of the WFDB storage formats (the packed ones are fractional).
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "61": 2, "80": 1, "160": 2, "24": 3, "32": 4, "212": 1.5,
+                     "310": 4 / 3, "311": 4 / 3}
+#: Longest record accepted: a day of signal. Longer declared lengths are corrupt headers, not ECGs.
+MAX_SECONDS = 24 * 3600
 
 
 def ptbxl_record_path(ecg_id: int, fs: float) -> str:
@@ -46,21 +58,133 @@ def write_record(path: str | Path, digital: np.ndarray, fs: float, leads: Sequen
     return path
 
 
-def read(path: str | Path) -> Iterator[ECG]:
-    """Read a WFDB record (path with or without ``.hea``) as one ECG in mV with canonical lead names."""
+def record_base(path: str | Path) -> Path:
+    """The record path without extension, from ``x``, ``x.hea``, ``x.dat`` or ``x.mat``."""
     path = Path(path)
-    record_path = path.with_suffix("") if path.suffix in {".hea", ".dat", ".mat"} else path
-    try:
-        record = wfdb.rdrecord(str(record_path), physical=True)
-    except Exception as exc:  # wfdb raises many types for broken files
-        raise InvalidRecord(str(path), f"not a readable WFDB record ({type(exc).__name__}: {exc})") from exc
-    units = [u.lower() for u in (record.units or ["mv"] * record.n_sig)]
-    scale = np.array([{"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}.get(u, np.nan) for u in units])
-    if np.isnan(scale).any():
-        raise InvalidRecord(str(path), f"unknown signal units {record.units}")
-    signal = (record.p_signal * scale[None, :]).T
-    conversion = "none (mV)" if set(units) == {"mv"} else f"{'/'.join(sorted(set(units)))} -> mV"
-    meta = {"units_conversion": conversion, "comments": record.comments}
-    yield ECG(signal, record.fs, record.sig_name, record_path.name, "", record.base_datetime if
-              record.base_date else None, str(path), meta)
+    return path.with_suffix("") if path.suffix.lower() in {".hea", ".dat", ".mat"} else path
 
+
+def _check_header_against_files(header: wfdb.Record, base: Path, where: str) -> None:
+    """Catch truncated signal files and absurd declared lengths before wfdb allocates anything."""
+    if header.fs is None or not 0 < header.fs <= 20_000:
+        raise InvalidRecord(where, f"sampling rate {header.fs} Hz in the header is not plausible")
+    if header.sig_len is None or header.sig_len <= 0:
+        raise InvalidRecord(where, "the header declares no samples")
+    if header.sig_len > MAX_SECONDS * header.fs:
+        raise InvalidRecord(where, f"the header declares {header.sig_len:,} samples "
+                                   f"({header.sig_len / header.fs / 3600:,.0f} hours): not an ECG record")
+    per_file: dict[str, float] = {}
+    for name, fmt, offset in zip(header.file_name, header.fmt, header.byte_offset or [0] * header.n_sig,
+                                 strict=True):
+        size = _BYTES_PER_SAMPLE.get(str(fmt))
+        if size is None:
+            continue
+        per_file[name] = per_file.get(name, float(offset or 0)) + size * header.sig_len
+    for name, needed in per_file.items():
+        file = base.parent / name
+        if not file.exists():
+            raise InvalidRecord(where, f"signal file {name} named in the header is missing")
+        have = file.stat().st_size
+        if have < int(needed):
+            raise InvalidRecord(where, f"signal file {name} is truncated: the header declares "
+                                       f"{header.sig_len:,} samples per lead ({int(needed):,} bytes), the file "
+                                       f"has {have:,} bytes")
+
+
+def load_record(path: str | Path, **fields) -> ECG:
+    """Read one WFDB record as an ECG in mV with canonical lead names; ``fields`` fill ids and metadata."""
+    base = record_base(path)
+    where = str(path)
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception as exc:  # wfdb raises many types for broken headers
+        raise InvalidRecord(where, f"unreadable WFDB header ({type(exc).__name__}: {exc})") from exc
+    _check_header_against_files(header, base, where)
+    try:
+        record = wfdb.rdrecord(str(base), physical=True)
+    except Exception as exc:
+        raise InvalidRecord(where, f"unreadable WFDB signal ({type(exc).__name__}: {exc})") from exc
+    units = record.units or ["mV"] * record.n_sig
+    factors = np.array([mv_factor(u or "mV", where) for u in units])
+    signal = (record.p_signal * factors[None, :]).T
+    conversion = "none (mV)" if np.all(factors == 1.0) else f"{'/'.join(sorted(set(units)))} -> mV"
+    meta = {"units_conversion": conversion, "comments": record.comments, **fields.pop("meta", {})}
+    when = fields.pop("acquired_at", None) or (record.base_datetime if record.base_date else None)
+    fields.setdefault("ecg_id", base.name)
+    return make_ecg(signal, record.fs, record.sig_name, where, acquired_at=when, meta=meta, **fields)
+
+
+def discover(path: str | Path) -> Iterator[Source]:
+    """Every WFDB record at ``path``: one record, or every ``.hea`` below a folder."""
+    path = Path(path)
+    if path.is_dir():
+        for header in sorted(path.rglob("*.hea")):
+            yield Source("wfdb", str(header.with_suffix("")))
+    else:
+        yield Source("wfdb", str(record_base(path)))
+
+
+def load(source: Source) -> ECG:
+    """Read one discovered WFDB record."""
+    return load_record(source.path)
+
+
+def read(path: str | Path) -> Iterator[ECG]:
+    """Read the WFDB record(s) at ``path``."""
+    for source in discover(path):
+        yield load(source)
+
+
+# --- PTB-XL -----------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _ptbxl_database(root: str) -> pd.DataFrame:
+    return pd.read_csv(Path(root) / "ptbxl_database.csv", index_col="ecg_id")
+
+
+def discover_ptbxl(root: str | Path, rate: int = 500) -> Iterator[Source]:
+    """PTB-XL records listed in ``ptbxl_database.csv``, at 500 Hz (``filename_hr``) or 100 Hz (``_lr``)."""
+    if rate not in (100, 500):
+        raise ValueError(f"PTB-XL has records at 100 or 500 Hz, not {rate}")
+    db = _ptbxl_database(str(root))
+    column = "filename_hr" if rate == 500 else "filename_lr"
+    for ecg_id, rel in db[column].items():
+        yield Source("ptbxl", str(root), f"{ecg_id}:{rel}")
+
+
+def load_ptbxl(source: Source) -> ECG:
+    """Read one PTB-XL record with its demographics, fold and recording date from the database CSV."""
+    ecg_id, rel = source.key.split(":", 1)
+    row = _ptbxl_database(source.path).loc[int(ecg_id)]
+    sex = {0: "M", 1: "F"}.get(int(row["sex"])) if pd.notna(row.get("sex")) else None
+    meta = {"age": None if pd.isna(row.get("age")) else float(row["age"]), "sex": sex,
+            "strat_fold": int(row["strat_fold"]) if "strat_fold" in row else None,
+            "scp_codes": row.get("scp_codes")}
+    when = pd.Timestamp(row["recording_date"]).to_pydatetime() if pd.notna(row.get("recording_date")) else None
+    pid = row.get("patient_id")
+    return load_record(Path(source.path) / rel, ecg_id=str(ecg_id),
+                       patient_id="" if pd.isna(pid) else str(int(pid)), acquired_at=when, meta=meta)
+
+
+# --- MIMIC-IV-ECG -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _mimic_records(root: str) -> pd.DataFrame:
+    return pd.read_csv(Path(root) / "record_list.csv")
+
+
+def discover_mimic(root: str | Path) -> Iterator[Source]:
+    """MIMIC-IV-ECG records listed in ``record_list.csv`` (subject_id, study_id, ecg_time, path)."""
+    table = _mimic_records(str(root))
+    for i in range(len(table)):
+        yield Source("mimic", str(root), str(i))
+
+
+def load_mimic(source: Source) -> ECG:
+    """Read one MIMIC-IV-ECG record; patient is ``subject_id``, ECG is ``study_id``."""
+    row = _mimic_records(source.path).iloc[int(source.key)]
+    when = pd.Timestamp(row["ecg_time"]).to_pydatetime() if pd.notna(row.get("ecg_time")) else None
+    return load_record(Path(source.path) / row["path"], ecg_id=str(row["study_id"]),
+                       patient_id=str(row["subject_id"]), acquired_at=when)

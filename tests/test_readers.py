@@ -1,0 +1,159 @@
+"""Each reader against an independent writer (wfdb, h5py, NumPy, XML to the published schema, pydicom)."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import wfdb
+
+from ecgscope import io
+from ecgscope.errors import InvalidRecord, UnknownFormatError
+from ecgscope.leads import STANDARD_LEADS
+
+from .conftest import SHARED_DATA
+from .writers import MUSE_LEADS, write_dicom_ecg, write_hl7aecg, write_muse
+
+
+@pytest.fixture(scope="module")
+def leads_uv():
+    """Eight independent leads of a real ECG (LUDB record 1), in microvolts."""
+    rec = wfdb.rdrecord(str(SHARED_DATA / "ludb" / "1"))
+    names = [n.upper() if n.lower() != "avf" else n for n in rec.sig_name]
+    table = dict(zip([n.upper() for n in names], rec.p_signal.T * 1000, strict=True))
+    return {name: table[name.upper()] for name in MUSE_LEADS}
+
+
+def test_wfdb_format_212_uv_units_and_lower_case(tmp_path, leads_uv):
+    signal = np.stack(list(leads_uv.values()), axis=1)  # uV
+    wfdb.wrsamp("r212", fs=500, units=["uV"] * 8, sig_name=[n.lower() for n in MUSE_LEADS], p_signal=signal,
+                fmt=["212"] * 8, adc_gain=[1.0] * 8, baseline=[0] * 8, write_dir=str(tmp_path))
+    ecg = next(io.read(tmp_path / "r212.hea"))
+    assert ecg.leads == MUSE_LEADS and ecg.meta["units_conversion"] == "uV -> mV"
+    np.testing.assert_allclose(ecg.signal, signal.T / 1000, atol=1e-3)  # 212 keeps 12 bits: 1 uV steps
+    standard = ecg.to_standard()
+    np.testing.assert_allclose(standard.lead("III"), standard.lead("II") - standard.lead("I"), atol=1e-6)
+
+
+def test_mimic_lead_order_is_mapped_by_name(tmp_path, hospital_dir):
+    src = wfdb.rdrecord(str(hospital_dir / "wfdb" / "records500" / "00000" / "00001_hr"))
+    order = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]  # MIMIC-IV-ECG
+    idx = [src.sig_name.index(n) for n in order]
+    folder = tmp_path / "mimic" / "files" / "p1000" / "p10000032" / "s40689238"
+    folder.mkdir(parents=True)
+    wfdb.wrsamp("40689238", fs=500, units=["mV"] * 12, sig_name=order, p_signal=src.p_signal[:, idx],
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(folder))
+    pd.DataFrame({"subject_id": [10000032], "study_id": [40689238], "file_name": [40689238],
+                  "ecg_time": ["2180-07-23 08:44:00"], "path": ["files/p1000/p10000032/s40689238/40689238"]}
+                 ).to_csv(tmp_path / "mimic" / "record_list.csv", index=False)
+    assert io.detect_format(tmp_path / "mimic") == "mimic"
+    ecg = next(io.read(tmp_path / "mimic")).to_standard()
+    assert ecg.patient_id == "10000032" and ecg.ecg_id == "40689238" and ecg.acquired_at.year == 2180
+    np.testing.assert_allclose(ecg.signal, src.p_signal.T, atol=1e-6)  # same as source, standard order
+
+
+def test_ptbxl_tree_brings_demographics(hospital_dir):
+    root = hospital_dir / "wfdb"
+    assert io.detect_format(root) == "ptbxl"
+    records = list(io.read(root))
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    assert len(records) == len(db)
+    first = records[0]
+    assert first.ecg_id == str(db.ecg_id[0]) and first.patient_id == str(int(db.patient_id[0]))
+    assert first.meta["sex"] in {"M", "F"} and 1 <= first.meta["strat_fold"] <= 10 and first.fs == 500
+    lowres = next(io.read(root, rate=100))
+    assert lowres.fs == 100 and lowres.n_samples == 1000
+
+
+def test_code15_real_shard_matches_h5py():
+    folder = SHARED_DATA / "code15"
+    assert io.detect_format(folder) == "code15"
+    ecgs = list(io.read(folder))
+    with h5py.File(folder / "exams_part0.hdf5") as f:
+        tracings, exam_ids = f["tracings"][:], f["exam_id"][:]
+    exams = pd.read_csv(folder / "exams.csv").set_index("exam_id")
+    assert [e.ecg_id for e in ecgs] == [str(i) for i in exam_ids]
+    for ecg, tracing, exam_id in zip(ecgs, tracings, exam_ids, strict=True):
+        moving = np.flatnonzero(np.any(tracing != 0, axis=1))
+        np.testing.assert_array_equal(ecg.signal, tracing[moving[0]:moving[-1] + 1].T)
+        assert ecg.fs == 400 and ecg.leads == STANDARD_LEADS
+        assert ecg.meta["units_conversion"].startswith("none")
+        assert ecg.patient_id == str(exams.loc[exam_id, "patient_id"])
+    assert all(2800 <= e.n_samples <= 4096 for e in ecgs)  # 7-10 s at 400 Hz once the padding is gone
+    assert any(e.n_samples < 4096 for e in ecgs)  # some exams were padded
+
+
+def test_code15_amplitude_scale_is_checked(tmp_path):
+    real = h5py.File(SHARED_DATA / "code15" / "exams_part0.hdf5")["tracings"][:2]
+    with h5py.File(tmp_path / "scaled.hdf5", "w") as f:
+        f["tracings"] = real * 10  # stored in 1e-4 V units
+        f["exam_id"] = np.array([1, 2])
+    ecg = next(io.read(tmp_path / "scaled.hdf5"))
+    assert "x0.1" in ecg.meta["units_conversion"]
+    moving = np.flatnonzero(np.any(real[0] != 0, axis=1))
+    np.testing.assert_allclose(ecg.signal, real[0, moving[0]:moving[-1] + 1].T, rtol=1e-5)
+
+
+def test_echonext_is_marked_normalized_and_not_rescaled(echo_dir):
+    folder = echo_dir / "echonext"
+    assert io.detect_format(folder) == "echonext"
+    ecgs = list(io.read(folder))
+    assert len(ecgs) == 40
+    train = np.load(folder / "EchoNext_train_waveforms.npy")
+    np.testing.assert_array_equal(ecgs[0].signal, train[0, 0].T)
+    assert ecgs[0].meta["normalized"] and ecgs[0].fs == 250
+    assert "shd_moderate_or_greater_flag" in ecgs[0].meta
+
+
+def test_muse_xml(tmp_path, leads_uv):
+    path = write_muse(tmp_path / "muse.xml", leads_uv)
+    assert io.detect_format(path) == "muse"
+    ecg = next(io.read(path))
+    assert ecg.leads == MUSE_LEADS and ecg.fs == 500 and ecg.patient_id == "P001"
+    assert ecg.meta["sex"] == "F" and ecg.acquired_at.year == 2021
+    expected = np.stack([np.round(v / 4.88) * 4.88 / 1000 for v in leads_uv.values()])
+    np.testing.assert_allclose(ecg.signal, expected, atol=1e-6)  # the rhythm strip, not the median beat
+    twelve = ecg.to_standard()
+    np.testing.assert_allclose(twelve.lead("aVF"), twelve.lead("II") - twelve.lead("I") / 2, atol=1e-6)
+
+
+def test_hl7_aecg(tmp_path, leads_uv):
+    path = write_hl7aecg(tmp_path / "aecg.xml", leads_uv)
+    assert io.detect_format(path) == "hl7aecg"
+    ecg = next(io.read(path))
+    assert ecg.leads == MUSE_LEADS and ecg.fs == pytest.approx(500) and ecg.patient_id == "SUBJ-7"
+    expected = np.stack([np.round(v / 5.0) * 5.0 / 1000 for v in leads_uv.values()])
+    np.testing.assert_allclose(ecg.signal, expected, atol=1e-6)
+
+
+def test_dicom_waveform(tmp_path, leads_uv):
+    twelve_uv = {**leads_uv, "III": leads_uv["II"] - leads_uv["I"], "aVR": -(leads_uv["I"] + leads_uv["II"]) / 2,
+                 "aVL": leads_uv["I"] - leads_uv["II"] / 2, "aVF": leads_uv["II"] - leads_uv["I"] / 2}
+    path = write_dicom_ecg(tmp_path / "ecg.dcm", twelve_uv)
+    assert io.detect_format(path) == "dicom"
+    ecg = next(io.read(path))
+    assert set(ecg.leads) == set(STANDARD_LEADS) and ecg.patient_id == "DCM-1" and ecg.meta["age"] == 71
+    np.testing.assert_allclose(ecg.lead("V4"), np.round(twelve_uv["V4"]) / 1000, atol=1e-6)
+
+
+def test_plain_arrays_need_rate_and_units(tmp_path, leads_uv):
+    table = pd.DataFrame(leads_uv)
+    table.to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(ValueError, match="no sampling rate or unit"):
+        list(io.read(tmp_path / "x.csv"))
+    ecg = next(io.read(tmp_path / "x.csv", fs=500, units="uV"))
+    assert ecg.leads == MUSE_LEADS
+    np.testing.assert_allclose(ecg.signal, table.to_numpy().T / 1000, rtol=1e-6)
+    np.save(tmp_path / "x.npy", table.to_numpy())  # (samples, leads): transposed on reading
+    ecg = next(io.read(tmp_path / "x.npy", fs=500, units="uV", leads=MUSE_LEADS))
+    assert ecg.signal.shape == (8, 5000)
+
+
+def test_unknown_formats_are_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(UnknownFormatError, match="notes.txt: unknown ECG format"):
+        io.detect_format(tmp_path / "notes.txt")
+    (tmp_path / "other.xml").write_text("<?xml version='1.0'?><Invoice><x/></Invoice>")
+    with pytest.raises(UnknownFormatError, match="root <Invoice>"):
+        io.detect_format(tmp_path / "other.xml")
+    with pytest.raises(InvalidRecord):
+        next(io.read(SHARED_DATA / "README.md", format="muse"))
