@@ -89,6 +89,63 @@ def demo(
                   f"model {result.out / 'model'}, simulated cohort {result.out / 'cohort'}")
 
 
+#: Exit status of `ingest` when some inputs were rejected and the rest stored.
+EXIT_SOME_REJECTED = 3
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="files or dataset folders (PTB-XL, CODE-15%, ...)")],
+    store: Annotated[Path, typer.Option(help="store directory (created if missing)")],
+    fs: Annotated[float, typer.Option(help="store sampling rate, Hz")] = 500.0,
+    seconds: Annotated[float, typer.Option(help="store record length, s (longer cropped, shorter padded)")] = 10.0,
+    units: Annotated[str, typer.Option(help="mV, or z-score for already normalised data (EchoNext)")] = "mV",
+    fmt: Annotated[str | None, typer.Option("--format", help="skip detection and read as this format")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+    input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
+    input_units: Annotated[str | None, typer.Option(help="units of CSV / .npy inputs: mV, uV or V")] = None,
+    rate: Annotated[int | None, typer.Option(help="PTB-XL tree to read: 500 or 100 Hz")] = None,
+) -> None:
+    """Read ECGs from files and dataset folders into a store; broken inputs go to its quarantine.
+
+    Exit status: 0 all stored, 3 some inputs rejected (the rest stored), 2 nothing could be done.
+    """
+    from ecgscope.store import ingest as run_ingest
+
+    try:
+        report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, format=fmt, workers=workers,
+                            input_fs=input_fs, input_units=input_units, rate=rate)
+    except (EcgscopeError, ValueError) as exc:
+        _fail(exc)
+    console.print(("[yellow]" if report.rejected else "[green]") + report.summary + "[/]")
+    if report.rejected:
+        raise typer.Exit(code=EXIT_SOME_REJECTED)
+
+
+store_app = typer.Typer(help="Inspect a store.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("info")
+def store_info(path: Annotated[Path, typer.Argument(help="store directory")]) -> None:
+    """Print a store's settings, sizes, formats and rejected inputs."""
+    from ecgscope.store import Store
+
+    try:
+        st = Store(path)
+    except EcgscopeError as exc:
+        _fail(exc)
+    table = Table("", "", title=str(path))
+    for key, value in st.info().items():
+        table.add_row(key, ", ".join(value) if key == "leads" else str(value))
+    console.print(table)
+    if len(st.quarantine):
+        reasons = st.quarantine.reason.str.slice(0, 90).value_counts().head(10)
+        console.print("most frequent rejection reasons:")
+        for reason, count in reasons.items():
+            console.print(f"  {count:>6}  {reason}")
+
+
 @app.command()
 def version() -> None:
     """Print the ecgscope version."""

@@ -11,6 +11,7 @@ Formats: ``wfdb`` (a record or a folder of them), ``ptbxl`` (PTB-XL tree), ``mim
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,11 +84,16 @@ def detect_format(path: str | Path) -> str:
 
 
 def discover(path: str | Path, format: str | None = None, **options) -> Iterator[Source]:
-    """The records at ``path`` as ``Source`` handles (format detected unless given)."""
+    """The records at ``path`` as ``Source`` handles (format detected unless given).
+
+    ``options`` reach only the readers that take them (``rate`` for PTB-XL, ``fs``/``units``/``leads`` for
+    CSV and NumPy), so one set of options can serve a mixed list of inputs.
+    """
     fmt = format or detect_format(path)
     if fmt not in _DISCOVER:
         raise UnknownFormatError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return _DISCOVER[fmt](path, **options)
+    accepted = inspect.signature(_DISCOVER[fmt]).parameters
+    return _DISCOVER[fmt](path, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
 def load(source: Source) -> ECG:

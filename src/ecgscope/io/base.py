@@ -71,7 +71,3 @@ def make_ecg(signal: Any, fs: Any, leads: Any, where: str, **fields: Any) -> ECG
     except (EcgscopeError, ValueError, TypeError) as exc:
         raise InvalidRecord(where, str(exc)) from exc
 
-
-def flat_leads(signal: np.ndarray, leads: tuple[str, ...]) -> list[str]:
-    """Names of leads that never move (all samples equal): disconnected or missing electrodes."""
-    return [lead for lead, row in zip(leads, signal, strict=True) if np.ptp(row) == 0]

@@ -1,0 +1,125 @@
+"""The on-disk store: ``store.json``, immutable HDF5 waveform parts, and Parquet manifest / quarantine parts.
+
+::
+
+    store.json                    schema version, sampling rate, samples, leads, dtype, units, length policy
+    waveforms/part-000001.h5      dataset "signal" (rows, 12, samples), one row per ECG, chunked by row
+    manifest.parquet/part-000001.parquet    one row per stored ECG (row, part, part_row, ids, quality, ...)
+    quarantine.parquet/part-000001.parquet  one row per rejected input (source, reason)
+
+A batch is committed by renaming its waveform part into place and then writing its manifest part; the
+manifest is the record of what exists. A waveform part with no manifest part (a killed ingest) is an
+orphan and is removed when the store is next opened for writing, so no partial row is ever visible.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ecgscope.errors import EcgscopeError
+from ecgscope.leads import STANDARD_LEADS
+
+SCHEMA_VERSION = 1
+UNITS = ("mV", "z-score")
+
+
+class StoreError(EcgscopeError, ValueError):
+    """A store directory is missing, corrupt, or was created with other settings."""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """What every record in a store has in common."""
+
+    fs: float = 500.0
+    n_samples: int = 5000
+    leads: tuple[str, ...] = STANDARD_LEADS
+    dtype: str = "float32"
+    units: str = "mV"
+    length_policy: str = "keep the first n_samples; zero-pad shorter records at the end"
+    schema_version: int = SCHEMA_VERSION
+    part_size: int = field(default=512, compare=False)
+
+    def to_json(self) -> str:
+        """The ``store.json`` text."""
+        return json.dumps({**asdict(self), "leads": list(self.leads)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> StoreConfig:
+        """Parse ``store.json``."""
+        data = json.loads(text)
+        data["leads"] = tuple(data["leads"])
+        return cls(**data)
+
+
+def part_name(number: int) -> str:
+    """File stem of part ``number``."""
+    return f"part-{number:06d}"
+
+
+def _parts(folder: Path, suffix: str) -> dict[int, Path]:
+    if not folder.exists():
+        return {}
+    return {int(p.stem.split("-")[1]): p for p in folder.glob(f"part-*{suffix}")}
+
+
+@functools.lru_cache(maxsize=64)
+def _open_part(path: str, pid: int) -> h5py.File:  # pid: handles are never shared across a fork
+    return h5py.File(path, "r")
+
+
+class Store:
+    """Read access to a store directory: its config, manifest, quarantine and waveforms."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not (self.root / "store.json").exists():
+            raise StoreError(f"{self.root} is not an ecgscope store (no store.json); create one with "
+                             "`ecgscope ingest SRC --store DIR`")
+        self.config = StoreConfig.from_json((self.root / "store.json").read_text())
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the manifest and quarantine (after an ingest)."""
+        self.manifest = _read_parts(self.root / "manifest.parquet")
+        self.quarantine = _read_parts(self.root / "quarantine.parquet")
+        if len(self.manifest):
+            self.manifest = self.manifest.sort_values("row", kind="stable").reset_index(drop=True)
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def waveform_path(self, part: int) -> Path:
+        """Path of waveform part ``part``."""
+        return self.root / "waveforms" / f"{part_name(part)}.h5"
+
+    def read(self, row: int) -> np.ndarray:
+        """The signal of manifest row ``row``: (leads, samples) float32."""
+        entry = self.manifest.iloc[row]
+        f = _open_part(str(self.waveform_path(int(entry["part"]))), os.getpid())
+        return np.asarray(f["signal"][int(entry["part_row"])], dtype=np.float32)
+
+    def info(self) -> dict:
+        """A summary: config, counts, sources, quarantine reasons."""
+        size = sum(p.stat().st_size for p in (self.root / "waveforms").glob("*.h5")) if len(self) else 0
+        return {
+            "path": str(self.root), **json.loads(self.config.to_json()), "records": len(self),
+            "patients": int(self.manifest["patient_id"].nunique()) if len(self) else 0,
+            "formats": self.manifest["format"].value_counts().to_dict() if len(self) else {},
+            "rejected": len(self.quarantine), "waveform_bytes": int(size),
+        }
+
+
+def _read_parts(folder: Path) -> pd.DataFrame:
+    parts = sorted(_parts(folder, ".parquet").items())
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(p) for _, p in parts], ignore_index=True)
