@@ -146,6 +146,43 @@ def store_info(path: Annotated[Path, typer.Argument(help="store directory")]) ->
             console.print(f"  {count:>6}  {reason}")
 
 
+cohort_app = typer.Typer(help="Pair ECGs with imaging and outcomes, label, split.", no_args_is_help=True)
+app.add_typer(cohort_app, name="cohort")
+
+
+@cohort_app.command("build")
+def cohort_build(
+    store: Annotated[Path, typer.Option(help="store directory")],
+    imaging: Annotated[Path, typer.Option(help="imaging studies (CSV or Parquet): patient_id, study_date, ...")],
+    out: Annotated[Path, typer.Option(help="output Parquet table")],
+    days_before: Annotated[float, typer.Option(help="ECG at most this many days before the study")] = 30,
+    days_after: Annotated[float, typer.Option(help="ECG at most this many days after the study")] = 30,
+    outcomes: Annotated[Path | None, typer.Option(help="outcomes table: adds time_years and event")] = None,
+    label: Annotated[list[str] | None, typer.Option(help="rv_dysfunction, rv_dilation, ... or NAME=COL<=VALUE")] = None,
+    stratify: Annotated[str | None, typer.Option(help="label to balance across splits")] = None,
+    split: Annotated[str, typer.Option(help="train,val,test fractions")] = "0.7,0.1,0.2",
+    seed: Annotated[int, typer.Option(help="random seed of the split")] = 0,
+) -> None:
+    """Pair each imaging study with its nearest ECG in the window, add outcomes and labels, split by patient."""
+    from ecgscope.cohort import derive_labels, link_imaging, patient_split, time_to_event
+    from ecgscope.io import write_parquet
+    from ecgscope.store import Store
+
+    try:
+        table = link_imaging(Store(store).manifest, imaging, days_before=days_before, days_after=days_after)
+        if outcomes is not None:
+            table = time_to_event(table, outcomes)
+        table = derive_labels(table, list(label or []))
+        fractions = tuple(float(f) for f in split.split(","))
+        table["split"] = patient_split(table, fractions, stratify=stratify, seed=seed)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    write_parquet(table, out)
+    counts = table["split"].value_counts().to_dict()
+    console.print(f"[green]{len(table):,} studies paired[/] ({len(table.patient_id.unique()):,} patients; "
+                  f"{counts}) -> [bold]{out}[/]")
+
+
 @app.command()
 def version() -> None:
     """Print the ecgscope version."""

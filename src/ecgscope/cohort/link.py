@@ -1,0 +1,106 @@
+"""Pair imaging studies and outcomes with ECGs, in SQL (DuckDB) over the manifest and the user's tables.
+
+Tables may be DataFrames or paths to CSV / Parquet. Dates are compared as timestamps; gaps are in days,
+``ECG time - study time`` (negative: the ECG came first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ecgscope.errors import EcgscopeError
+
+
+class CohortError(EcgscopeError, ValueError):
+    """A cohort table lacks a column, or a split leaks patients."""
+
+
+def load_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A DataFrame, or one read from a CSV or Parquet path."""
+    if isinstance(table, pd.DataFrame):
+        return table
+    path = Path(table)
+    if path.suffix.lower() == ".csv":
+        return pd.read_csv(path)
+    return pd.read_parquet(path)
+
+
+def _require(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise CohortError(f"{name} table lacks column(s) {missing}; it has {list(table.columns)}")
+
+
+def link_imaging(manifest: pd.DataFrame, imaging: pd.DataFrame | str | Path, *, days_before: float = 30,
+                 days_after: float = 30, date_column: str = "study_date") -> pd.DataFrame:
+    """One row per imaging study with the ECG nearest in time inside the window, if any.
+
+    An ECG qualifies when it was taken at most ``days_before`` days before the study and at most
+    ``days_after`` days after it (EchoNext's rule is ``days_before=365, days_after=0``). Among several, the
+    nearest wins; ties go to the earlier ECG. Studies without a qualifying ECG are dropped.
+    """
+    studies = load_table(imaging).copy()
+    _require(studies, ("patient_id", date_column), "imaging")
+    _require(manifest, ("row", "ecg_id", "patient_id", "acquired_at"), "manifest")
+    if "study_id" not in studies:
+        studies["study_id"] = range(1, len(studies) + 1)
+    studies["patient_id"] = studies["patient_id"].astype(str)
+    studies["_study_time"] = pd.to_datetime(studies[date_column])
+    ecgs = manifest[["row", "ecg_id", "patient_id", "acquired_at"]].copy()
+    ecgs["patient_id"] = ecgs["patient_id"].astype(str)
+    con = duckdb.connect()
+    con.register("studies", studies)
+    con.register("ecgs", ecgs)
+    linked = con.execute(
+        """
+        WITH candidates AS (
+            SELECT s.*, e.row AS ecg_row, e.ecg_id, e.acquired_at AS ecg_time,
+                   date_diff('second', s._study_time, e.acquired_at) / 86400.0 AS gap_days
+            FROM studies s JOIN ecgs e USING (patient_id)
+            WHERE e.acquired_at BETWEEN s._study_time - to_seconds(CAST(? * 86400 AS BIGINT))
+                                    AND s._study_time + to_seconds(CAST(? * 86400 AS BIGINT))
+        )
+        SELECT * EXCLUDE (_study_time) FROM candidates
+        QUALIFY row_number() OVER (PARTITION BY study_id ORDER BY abs(gap_days), ecg_time, ecg_row) = 1
+        ORDER BY study_id
+        """,
+        [float(days_before), float(days_after)],
+    ).df()
+    return linked
+
+
+def time_to_event(pairs: pd.DataFrame, outcomes: pd.DataFrame | str | Path,
+                  time_column: str = "ecg_time") -> pd.DataFrame:
+    """Add ``time_years`` and ``event`` from the ECG date to the event or censoring.
+
+    ``outcomes`` has per patient either ``index_date``, ``followup_years`` and ``event`` (follow-up from an
+    index date, as ecgscope's simulator writes), or ``event_date`` (empty if none) and ``censor_date``.
+    ``event`` keeps its codes (0 censored, 1, 2, ... competing causes). Patients without an outcome row
+    are dropped; so are ECGs taken after the end of follow-up.
+    """
+    table = load_table(outcomes).copy()
+    table["patient_id"] = table["patient_id"].astype(str)
+    con = duckdb.connect()
+    con.register("pairs", pairs.assign(patient_id=pairs["patient_id"].astype(str)))
+    con.register("outcomes", table)
+    if {"index_date", "followup_years", "event"} <= set(table.columns):
+        sql = """
+            SELECT p.*, o.followup_years - date_diff('second', CAST(o.index_date AS TIMESTAMP),
+                   CAST(p.{t} AS TIMESTAMP)) / (365.25 * 86400) AS time_years, o.event
+            FROM pairs p JOIN outcomes o USING (patient_id)"""
+    elif {"censor_date"} <= set(table.columns):
+        sql = """
+            SELECT p.*, date_diff('second', CAST(p.{t} AS TIMESTAMP),
+                   CAST(coalesce(o.event_date, o.censor_date) AS TIMESTAMP)) / (365.25 * 86400) AS time_years,
+                   CASE WHEN o.event_date IS NULL THEN 0 ELSE coalesce(o.event, 1) END AS event
+            FROM pairs p JOIN outcomes o USING (patient_id)"""
+        if "event" not in table.columns:
+            sql = sql.replace("coalesce(o.event, 1)", "1")
+    else:
+        raise CohortError("outcomes need index_date + followup_years + event, or event_date + censor_date; "
+                          f"got {list(table.columns)}")
+    out = con.execute(sql.format(t=time_column) + " ORDER BY ALL").df()
+    return out[out["time_years"] > 0].reset_index(drop=True)

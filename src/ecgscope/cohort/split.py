@@ -1,0 +1,42 @@
+"""Patient-level splits: train / validation / test and k folds, stratified, with a leakage check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ecgscope.cohort.link import CohortError
+
+
+def check_no_leakage(table: pd.DataFrame, split_column: str = "split", patient_column: str = "patient_id") -> None:
+    """Raise ``CohortError`` if any patient appears in more than one split."""
+    per_patient = table.groupby(patient_column)[split_column].nunique()
+    leaking = per_patient[per_patient > 1]
+    if len(leaking):
+        raise CohortError(f"{len(leaking)} patient(s) appear in more than one {split_column}, e.g. "
+                          f"{list(leaking.index[:5])}: split by patient, not by ECG")
+
+
+def patient_kfold(table: pd.DataFrame, k: int = 5, stratify: str | None = None, seed: int = 0,
+                  patient_column: str = "patient_id") -> pd.Series:
+    """Fold number (0..k-1) per row; every patient's rows share a fold, strata balanced across folds."""
+    y = table[stratify].fillna(-1).astype(int).to_numpy() if stratify else np.zeros(len(table), dtype=int)
+    folds = np.empty(len(table), dtype=int)
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(splitter.split(np.zeros(len(table)), y, table[patient_column])):
+        folds[test] = fold
+    return pd.Series(folds, index=table.index, name="fold")
+
+
+def patient_split(table: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.1, 0.2),
+                  stratify: str | None = None, seed: int = 0, patient_column: str = "patient_id") -> pd.Series:
+    """'train' / 'val' / 'test' per row, by patient, in about the given fractions (in twentieths)."""
+    if abs(sum(fractions) - 1) > 1e-6 or min(fractions) < 0:
+        raise CohortError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+    folds = patient_kfold(table, 20, stratify, seed, patient_column)
+    n_train, n_val = round(fractions[0] * 20), round(fractions[1] * 20)
+    split = np.select([folds < n_train, folds < n_train + n_val], ["train", "val"], "test")
+    out = pd.Series(split, index=table.index, name="split")
+    check_no_leakage(pd.DataFrame({"split": out, patient_column: table[patient_column]}), "split", patient_column)
+    return out

@@ -1,0 +1,101 @@
+"""Linking ECGs to imaging and outcomes, labels, patient-level splits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ecgscope.cli import app
+from ecgscope.cohort import (
+    CohortError,
+    check_no_leakage,
+    derive_labels,
+    link_imaging,
+    patient_kfold,
+    patient_split,
+    time_to_event,
+)
+from ecgscope.store import Store, ingest
+
+
+def _manifest(rows):
+    return pd.DataFrame(rows, columns=["row", "ecg_id", "patient_id", "acquired_at"]).assign(
+        acquired_at=lambda d: pd.to_datetime(d.acquired_at))
+
+
+def test_nearest_ecg_inside_the_window_wins():
+    manifest = _manifest([
+        (0, "a", "1", "2020-01-01"), (1, "b", "1", "2020-03-01"), (2, "c", "1", "2020-03-20"),
+        (3, "d", "2", "2019-01-01"), (4, "e", "3", "2020-06-10"), (5, "f", "3", "2020-06-20"),
+    ])
+    studies = pd.DataFrame({"patient_id": [1, 2, 3], "study_date": ["2020-03-15", "2020-03-15", "2020-06-15"],
+                            "rvef": [35.0, 50.0, 60.0]})
+    pairs = link_imaging(manifest, studies, days_before=30, days_after=30)
+    assert list(pairs.ecg_id) == ["c", "e"]  # patient 2 has no ECG in the window; ties go to the earlier ECG
+    assert pairs.gap_days.tolist() == pytest.approx([5.0, -5.0])
+    before_only = link_imaging(manifest, studies, days_before=365, days_after=0)  # the EchoNext rule
+    assert list(before_only.ecg_id) == ["b", "e"]
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(CohortError, match="lacks column.*study_date"):
+        link_imaging(_manifest([(0, "a", "1", "2020-01-01")]), pd.DataFrame({"patient_id": [1]}))
+
+
+def test_time_to_event_from_both_outcome_schemas():
+    pairs = pd.DataFrame({"patient_id": ["1", "2"], "ecg_time": pd.to_datetime(["2020-01-01", "2020-07-01"])})
+    follow = pd.DataFrame({"patient_id": [1, 2], "index_date": pd.to_datetime(["2020-01-01", "2020-01-01"]),
+                           "followup_years": [2.0, 3.0], "event": [1, 0]})
+    out = time_to_event(pairs, follow)
+    assert out.time_years.tolist() == pytest.approx([2.0, 3.0 - 182 / 365.25], abs=1e-3)
+    dates = pd.DataFrame({"patient_id": [1, 2], "event_date": pd.to_datetime(["2021-01-01", None]),
+                          "censor_date": pd.to_datetime(["2023-01-01", "2022-07-01"])})
+    out = time_to_event(pairs, dates)
+    assert out.event.tolist() == [1, 0]
+    assert out.time_years.tolist() == pytest.approx([366 / 365.25, 730 / 365.25], abs=1e-3)
+
+
+def test_labels_from_named_and_inline_thresholds():
+    table = pd.DataFrame({"rvef": [38.0, 40.0, 41.0, np.nan], "rvedvi": [130.0, 120.0, 90.0, 121.0]})
+    out = derive_labels(table, ["rv_dysfunction", "rv_dilation", "severe=rvef<39"])
+    assert out.rv_dysfunction.tolist()[:3] == [1.0, 1.0, 0.0] and np.isnan(out.rv_dysfunction.iloc[3])
+    assert out.rv_dilation.tolist() == [1.0, 0.0, 0.0, 1.0]
+    assert out.severe.tolist()[:3] == [1.0, 0.0, 0.0]
+    with pytest.raises(CohortError, match="unknown label"):
+        derive_labels(table, ["nonsense"])
+
+
+def test_splits_keep_patients_together_and_balance_strata():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"patient_id": rng.integers(0, 600, 2000), "y": rng.random(2000) < 0.15})
+    split = patient_split(table, (0.7, 0.1, 0.2), stratify="y", seed=1)
+    check_no_leakage(table.assign(split=split))
+    shares = split.value_counts(normalize=True)
+    assert shares["train"] == pytest.approx(0.7, abs=0.05) and shares["test"] == pytest.approx(0.2, abs=0.05)
+    assert table.groupby(split).y.mean().between(0.1, 0.2).all()
+    folds = patient_kfold(table, 5, "y", seed=1)
+    assert set(folds) == set(range(5)) and table.assign(f=folds).groupby("patient_id").f.nunique().eq(1).all()
+    leaky = table.assign(split=np.where(np.arange(2000) % 2, "train", "test"))
+    with pytest.raises(CohortError, match="more than one split"):
+        check_no_leakage(leaky)
+
+
+def test_cohort_build_on_a_simulated_cohort(tmp_path, hospital_dir, hospital_cohort):
+    ingest([hospital_dir / "wfdb"], tmp_path / "store", workers=1, progress=False)
+    out = tmp_path / "cohort.parquet"
+    result = CliRunner().invoke(app, [
+        "cohort", "build", "--store", str(tmp_path / "store"),
+        "--imaging", str(hospital_dir / "measurements" / "mri.parquet"),
+        "--outcomes", str(hospital_dir / "outcomes.parquet"), "--days-before", "90", "--days-after", "90",
+        "--label", "rv_dysfunction", "--label", "rv_dilation", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    # every MRI study is paired with the simulator's own index ECG of that patient
+    truth = hospital_cohort.ecgs[hospital_cohort.ecgs.is_index]
+    assert dict(zip(table.patient_id, table.ecg_id, strict=True)) == {
+        str(p): str(e) for p, e in zip(truth.patient_id, truth.ecg_id, strict=True)}
+    expected = hospital_cohort.outcomes.set_index("patient_id").followup_years
+    got = table.set_index(table.patient_id.astype(int)).time_years
+    np.testing.assert_allclose(got.loc[expected.index], expected, atol=1 / 365)  # ECG time of day only
+    assert set(table.split) <= {"train", "val", "test"}
+    assert len(Store(tmp_path / "store")) == len(table)
