@@ -168,7 +168,8 @@ def open_for_writing(root: Path, config: StoreConfig) -> Store:
         existing = StoreConfig.from_json((root / "store.json").read_text())
         if existing != config:
             raise StoreError(f"{root} was created with fs={existing.fs:g} Hz, {existing.n_samples} samples, "
-                             f"units {existing.units}; ingest into it with the same settings or use a new store")
+                             f"units {existing.units}, dtype {existing.dtype}; ingest into it with the same "
+                             "settings or use a new store")
         config = existing
     else:
         root.mkdir(parents=True, exist_ok=True)
@@ -184,9 +185,8 @@ def open_for_writing(root: Path, config: StoreConfig) -> Store:
 
 def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0, seconds: float = 10.0,
            units: str = "mV", dtype: str = "float16", format: str | None = None, workers: int | None = None,
-           part_size: int = 512,
-           input_fs: float | None = None, input_units: str | None = None, rate: int | None = None,
-           progress: bool = True) -> IngestReport:
+           part_size: int = 512, input_fs: float | None = None, input_units: str | None = None,
+           rate: int | None = None, progress: bool = True) -> IngestReport:
     """Ingest every record under ``paths`` into the store at ``store``; return what was added and rejected.
 
     ``fs``, ``seconds`` and ``units`` describe the store. ``input_fs`` and ``input_units`` describe CSV and
