@@ -1,6 +1,13 @@
-"""ECG model architectures in a registry: ``create_model(name, **kwargs)``, ``list_models()``."""
+"""ECG model architectures in a registry: ``create_model(name, **kwargs)``, ``list_models(pattern)``.
 
-from ecgscope.models import compact  # noqa: F401  (registers its models)
+Families (one module each, registered explicitly below): ``compact`` (the fast CPU default), ``resnet1d``
+(CODE style), ``xresnet1d`` and ``inception1d`` (the PTB-XL benchmark's best), ``net1d`` (ECGFounder's
+architecture, with an adapter for its published checkpoint). Every model has ``forward_features``,
+``forward_head``, ``reset_head(n)``, ``num_features`` and a ``pretrained_cfg`` input contract.
+"""
+
+from ecgscope.models import compact, inception1d, net1d, resnet1d, xresnet1d  # noqa: F401  (register models)
+from ecgscope.models.config import ModelCfg
 from ecgscope.models.registry import create_model, list_models, register_model
 
-__all__ = ["create_model", "list_models", "register_model"]
+__all__ = ["ModelCfg", "create_model", "list_models", "register_model"]

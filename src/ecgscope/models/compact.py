@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecgscope.models.config import ModelCfg
+from ecgscope.models.layers import HeadMixin
 from ecgscope.models.registry import register_model
 
 
@@ -31,7 +33,7 @@ class ResidualBlock1d(nn.Module):
         return self.act(self.body(x) + self.skip(x))
 
 
-class CompactECGNet(nn.Module):
+class CompactECGNet(HeadMixin, nn.Module):
     """Stem, four residual stages that halve the length, global average and max pooling, linear head."""
 
     def __init__(self, num_outputs: int = 4, in_leads: int = 12, width: int = 32, kernel: int = 9,
@@ -50,25 +52,17 @@ class CompactECGNet(nn.Module):
         h = self.stages(self.stem(x))
         return torch.cat([h.mean(-1), h.amax(-1)], dim=1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        """Map pooled features to the outputs."""
-        return self.head(features)
-
-    def reset_head(self, num_outputs: int) -> None:
-        """Replace the output layer (for fine-tuning to new targets)."""
-        self.head = nn.Linear(self.num_features, num_outputs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
 @register_model
 def compact_cnn(num_outputs: int = 4, in_leads: int = 12, width: int = 32, dropout: float = 0.2) -> CompactECGNet:
     """The default small model: about 0.4 M parameters, fast on a CPU."""
-    return CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=width, dropout=dropout)
+    model = CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=width, dropout=dropout)
+    model.pretrained_cfg = ModelCfg()
+    return model
 
 
 @register_model
 def compact_cnn_tiny(num_outputs: int = 4, in_leads: int = 12) -> CompactECGNet:
     """A very small variant for tests and smoke runs."""
-    return CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=8, dropout=0.0)
+    model = CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=8, dropout=0.0)
+    model.pretrained_cfg = ModelCfg()
+    return model
