@@ -1,13 +1,18 @@
 import numpy as np
+import pandas as pd
+import pytest
 import torch
+from lifelines import CoxPHFitter
 
 from ecgscope.models import create_model
 from ecgscope.train import TaskSpec, fit_multitask, predict_multitask
+from ecgscope.train.losses import cox_partial_likelihood, gaussian_nll
 from ecgscope.train.module import masked_multitask_loss
 
 
 def test_missing_labels_are_masked_out_of_the_loss():
-    spec = TaskSpec(["a"], ["b"], {"a": 0.0}, {"a": 1.0}, {"b": 1.0})
+    spec = TaskSpec(regression=["a"], binary=["b"], mean={"a": 0.0}, std={"a": 1.0}, pos_weight={"b": 1.0},
+                    uncertainty=False)
     targets = torch.tensor([[1.0, 1.0], [float("nan"), 0.0]])
     out = torch.tensor([[1.0, 0.0], [5.0, 0.0]])
     loss = masked_multitask_loss(out, targets, spec)
@@ -29,8 +34,39 @@ def test_training_learns_a_signal_and_keeps_the_best_epoch():
     targets = {"amp": amplitude, "big": (amplitude > 1.25).astype(float)}
     spec = TaskSpec.from_targets(targets, ["amp"], ["big"])
     y = spec.encode(targets)
-    module = fit_multitask(create_model("compact_cnn_tiny", num_outputs=2), spec, x[:500], y[:500], x[500:],
-                           y[500:], max_epochs=6, batch_size=32, lr=1e-2, progress=False)
+    model = create_model("compact_cnn_tiny", num_outputs=spec.n_outputs)
+    module = fit_multitask(model, spec, x[:500], y[:500], x[500:], y[500:], max_epochs=6, batch_size=32, lr=1e-2,
+                           progress=False)
     pred = predict_multitask(module, x[500:])
     assert np.corrcoef(pred["amp"], amplitude[500:])[0, 1] > 0.8
     assert ((pred["big"] > 0.5) == (amplitude[500:] > 1.25)).mean() > 0.8
+
+
+def test_gaussian_head_gives_intervals_that_widen_with_noise():
+    spec = TaskSpec(regression=["a"], mean={"a": 0.0}, std={"a": 1.0})
+    assert spec.layout == {"a": (0, 2)} and spec.n_outputs == 2
+    decoded = spec.decode(np.array([[1.0, 0.0], [1.0, np.log(4.0)]]))
+    np.testing.assert_allclose(decoded["a_std"], [1.0, 2.0])
+    mean, log_var, y = torch.tensor([0.0, 1.0]), torch.tensor([0.0, float(np.log(4.0))]), torch.tensor([1.0, 1.0])
+    expected = 0.5 * ((0 + 1.0 / 1) + (np.log(4.0) + 0.0 / 4)) / 2  # mean of 0.5 (log var + err^2 / var)
+    torch.testing.assert_close(gaussian_nll(mean, log_var, y), torch.tensor(expected, dtype=torch.float32))
+    assert gaussian_nll(mean, log_var, torch.tensor([float("nan")] * 2)) is None
+
+
+def test_cox_loss_matches_lifelines_partial_likelihood():
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=n)
+    time = rng.exponential(1 / np.exp(0.7 * x))
+    event = (rng.random(n) < 0.7).astype(float)
+    cph = CoxPHFitter().fit(pd.DataFrame({"x": x, "t": time, "e": event}), "t", "e")
+    beta = torch.tensor(float(cph.params_["x"]), requires_grad=True)
+    loss = cox_partial_likelihood(beta * torch.tensor(x), torch.tensor(time), torch.tensor(event))
+    # the same likelihood: value equal to lifelines' log-likelihood, and stationary at its estimate
+    assert float(loss) * event.sum() == pytest.approx(-cph.log_likelihood_, rel=1e-6)
+    loss.backward()
+    assert abs(float(beta.grad)) < 1e-4
+    # a perfect risk order beats a reversed one
+    t = torch.arange(1.0, 11.0)
+    e = torch.ones(10)
+    assert cox_partial_likelihood(-t, t, e) < cox_partial_likelihood(t, t, e)

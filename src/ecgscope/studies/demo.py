@@ -72,7 +72,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     targets = {k: labels[k].to_numpy(dtype=float) for k in labels.columns}
     spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
     y = spec.encode(targets)
-    model = create_model(model_name, num_outputs=len(spec.names))
+    model = create_model(model_name, num_outputs=spec.n_outputs)
     module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=epochs, seed=seed, progress=progress)
     pred = predict_multitask(module, x[te])
 
@@ -104,8 +104,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     save_file({k: v.detach().cpu().contiguous() for k, v in module.model.state_dict().items()},
               str(model_dir / "weights.safetensors"))
     (model_dir / "model.json").write_text(json.dumps({
-        "architecture": model_name, "num_outputs": len(spec.names), "outputs": spec.names,
-        "regression_scaling": {"mean": spec.mean, "std": spec.std},
+        "architecture": model_name, "num_outputs": spec.n_outputs, "tasks": spec.to_dict(),
         "input": {"fs": MODEL_FS, "samples": int(x.shape[-1]), "leads": "I,II,III,aVR,aVL,aVF,V1-V6", "units": "mV",
                   "preprocess": "per-lead mean removed, clipped to +-5 mV"},
     }, indent=2) + "\n")

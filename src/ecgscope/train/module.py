@@ -1,4 +1,4 @@
-"""Masked multi-task training with Lightning: regression targets (standardised) and binary phenotypes.
+"""Masked multi-task training with Lightning: regression (with uncertainty), binary phenotypes, survival.
 
 Missing labels (NaN) are masked out of the loss, since imaging cohorts are ragged. Device and precision
 are chosen by Lightning (``accelerator="auto"``; bf16/fp16 mixed precision on a GPU), nothing else changes.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import lightning as L
 import numpy as np
@@ -16,24 +16,55 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ecgscope.train.losses import cox_partial_likelihood, gaussian_nll, masked_bce, masked_mse
+
 
 @dataclass
 class TaskSpec:
-    """Which outputs are regressions and which are binary, and the regression scaling (mean, std)."""
+    """The outputs a model predicts and how they are trained and decoded.
+
+    Head layout, in order: per regression target a mean and (with ``uncertainty``) a log-variance, per
+    binary target one logit, per survival target one log-risk. Regression targets are standardised with
+    ``mean`` / ``std``, which travel with the model.
+    """
 
     regression: list[str] = field(default_factory=list)
     binary: list[str] = field(default_factory=list)
+    survival: list[str] = field(default_factory=list)
     mean: dict[str, float] = field(default_factory=dict)
     std: dict[str, float] = field(default_factory=dict)
     pos_weight: dict[str, float] = field(default_factory=dict)
+    uncertainty: bool = True
 
     @property
     def names(self) -> list[str]:
-        """Output names in head order: regressions first, then binary."""
-        return self.regression + self.binary
+        """Target names: regressions, then binary, then survival."""
+        return self.regression + self.binary + self.survival
+
+    @property
+    def layout(self) -> dict[str, tuple[int, int]]:
+        """Output columns of each target: name -> (first column, width)."""
+        out, col = {}, 0
+        for name in self.regression:
+            width = 2 if self.uncertainty else 1
+            out[name], col = (col, width), col + width
+        for name in self.binary + self.survival:
+            out[name], col = (col, 1), col + 1
+        return out
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the model's head."""
+        return sum(width for _, width in self.layout.values())
+
+    @property
+    def n_target_columns(self) -> int:
+        """Columns of an encoded target array: one per regression/binary target, two per survival target."""
+        return len(self.regression) + len(self.binary) + 2 * len(self.survival)
 
     @classmethod
-    def from_targets(cls, targets: dict[str, np.ndarray], regression: list[str], binary: list[str]) -> TaskSpec:
+    def from_targets(cls, targets: dict[str, np.ndarray], regression: list[str], binary: list[str],
+                     survival: list[str] = (), uncertainty: bool = True) -> TaskSpec:
         """Derive scaling and class weights from training targets (NaN ignored)."""
         mean = {k: float(np.nanmean(targets[k])) for k in regression}
         std = {k: float(np.nanstd(targets[k]) or 1.0) for k in regression}
@@ -42,39 +73,60 @@ class TaskSpec:
             p = float(np.nanmean(targets[k]))
             # capped: at 1 % prevalence an uncapped weight of ~100 makes the loss follow a few positives
             pos[k] = float(np.clip((1 - p) / max(p, 1e-3), 1.0, 10.0))
-        return cls(list(regression), list(binary), mean, std, pos)
+        return cls(list(regression), list(binary), list(survival), mean, std, pos, uncertainty)
 
     def encode(self, targets: dict[str, np.ndarray]) -> np.ndarray:
-        """Targets (n, outputs) float32 in head order, regressions standardised, NaN where missing."""
+        """Targets as float32 columns: standardised regressions, binaries, then (time, event) per survival
+        target (given as ``NAME_time`` and ``NAME_event``); NaN where missing."""
         cols = [(np.asarray(targets[k], float) - self.mean[k]) / self.std[k] for k in self.regression]
         cols += [np.asarray(targets[k], float) for k in self.binary]
+        for k in self.survival:
+            cols += [np.asarray(targets[f"{k}_time"], float), np.asarray(targets[f"{k}_event"], float)]
         return np.stack(cols, 1).astype(np.float32)
 
     def decode(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Raw head outputs -> regression values in their units and binary probabilities."""
-        out = {}
-        for j, k in enumerate(self.regression):
-            out[k] = outputs[:, j] * self.std[k] + self.mean[k]
-        for j, k in enumerate(self.binary, start=len(self.regression)):
-            out[k] = 1 / (1 + np.exp(-outputs[:, j]))
+        """Head outputs -> values in their units (and ``NAME_std`` with uncertainty), probabilities,
+        log-risks."""
+        out, layout = {}, self.layout
+        for k in self.regression:
+            col, width = layout[k]
+            out[k] = outputs[:, col] * self.std[k] + self.mean[k]
+            if width == 2:
+                out[f"{k}_std"] = np.exp(0.5 * np.clip(outputs[:, col + 1], -10, 10)) * self.std[k]
+        for k in self.binary:
+            out[k] = 1 / (1 + np.exp(-outputs[:, layout[k][0]]))
+        for k in self.survival:
+            out[f"{k}_log_risk"] = outputs[:, layout[k][0]]
         return out
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (stored in model.json)."""
+        return asdict(self)
 
 
 def masked_multitask_loss(outputs: torch.Tensor, targets: torch.Tensor, spec: TaskSpec) -> torch.Tensor:
-    """Mean over tasks of MSE (regression) and weighted BCE (binary), ignoring NaN targets."""
-    losses = []
-    n_reg = len(spec.regression)
-    for j, name in enumerate(spec.names):
-        y, out = targets[:, j], outputs[:, j].float()
-        mask = ~torch.isnan(y)
-        if not mask.any():
-            continue
-        if j < n_reg:
-            losses.append(nn.functional.mse_loss(out[mask], y[mask]))
+    """Mean over tasks of Gaussian NLL or MSE (regression), weighted BCE (binary) and Cox partial
+    likelihood (survival); missing targets are ignored, and a task with none in the batch is skipped."""
+    outputs = outputs.float()
+    losses, layout, t = [], spec.layout, 0
+    for name in spec.regression:
+        col, width = layout[name]
+        if width == 2:
+            loss = gaussian_nll(outputs[:, col], outputs[:, col + 1], targets[:, t])
         else:
-            weight = torch.tensor(spec.pos_weight[name], device=out.device)
-            losses.append(nn.functional.binary_cross_entropy_with_logits(out[mask], y[mask], pos_weight=weight))
-    return torch.stack(losses).mean()
+            loss = masked_mse(outputs[:, col], targets[:, t])
+        losses.append(loss)
+        t += 1
+    for name in spec.binary:
+        losses.append(masked_bce(outputs[:, layout[name][0]], targets[:, t], spec.pos_weight.get(name, 1.0)))
+        t += 1
+    for name in spec.survival:
+        losses.append(cox_partial_likelihood(outputs[:, layout[name][0]], targets[:, t], targets[:, t + 1]))
+        t += 2
+    present = [loss for loss in losses if loss is not None]
+    if not present:
+        return outputs.sum() * 0.0  # keeps the graph: a batch with no labels at all contributes nothing
+    return torch.stack(present).mean()
 
 
 class MultiTaskModule(L.LightningModule):
