@@ -51,3 +51,15 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
         assert (tmp_path / "demo" / rel).exists(), rel
     preds = pd.read_parquet(tmp_path / "demo" / "predictions.parquet")
     assert preds.patient_id.is_unique and len(preds) == summary["split_sizes"]["test"]
+    coverage = m[m.metric == "90% interval coverage"].estimate
+    assert len(coverage) == 2 and coverage.between(0, 1).all()
+    # the saved model predicts a store with conformal intervals, and exports to ONNX
+    out = tmp_path / "preds.parquet"
+    result = runner.invoke(app, ["predict", str(tmp_path / "demo" / "model"), "--store",
+                                 str(tmp_path / "demo" / "store"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert len(table) == 400
+    assert (table.rvef_lower < table.rvef).all() and (table.rvef < table.rvef_upper).all()
+    assert table.rv_dysfunction.between(0, 1).all() and (table.rvedvi_std > 0).all()
+    assert runner.invoke(app, ["export", str(tmp_path / "demo" / "model"), "--onnx"]).exit_code == 0

@@ -81,7 +81,7 @@ def demo(
     m = result.metrics
     for (target, metric), group in m.groupby(["target", "metric"], sort=False):
         cells = {r.model: f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in group.itertuples()}
-        table.add_row(target, metric, cells["ECG model"], cells["oracle"], str(group.n_or_positives.iloc[0]))
+        table.add_row(target, metric, cells["ECG model"], cells.get("oracle", "-"), str(group.n_or_positives.iloc[0]))
     console.print(table)
     console.print("oracle: gradient boosting on the noise-free waveform parameters, same training patients; "
                   "the reference an ECG model should approach.")
@@ -184,6 +184,42 @@ def cohort_build(
     counts = table["split"].value_counts().to_dict()
     console.print(f"[green]{len(table):,} studies paired[/] ({len(table.patient_id.unique()):,} patients; "
                   f"{counts}) -> [bold]{out}[/]")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    store: Annotated[Path, typer.Option(help="store whose ECGs to predict")],
+    out: Annotated[Path, typer.Option(help="output Parquet table")] = Path("predictions.parquet"),
+) -> None:
+    """Predict every ECG in a store: values with conformal intervals, probabilities, risks."""
+    from ecgscope.io import write_parquet
+    from ecgscope.train.predict import predict_store
+
+    try:
+        table = predict_store(model, store)
+    except EcgscopeError as exc:
+        _fail(exc)
+    write_parquet(table, out)
+    console.print(f"[green]wrote[/] {len(table):,} predictions ({', '.join(table.columns[2:])}) to [bold]{out}[/]")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="model directory (weights.safetensors, model.json, ...)")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="write an ONNX model checked against onnxruntime")] = False,
+    out: Annotated[Path | None, typer.Option(help="output file (default MODEL/model.onnx)")] = None,
+) -> None:
+    """Export a model directory (today: to ONNX, verified to match PyTorch within 1e-4)."""
+    from ecgscope.train import export_onnx
+
+    if not onnx:
+        _fail(ValueError("choose an export format: --onnx"))
+    try:
+        path = export_onnx(model, out)
+    except EcgscopeError as exc:
+        _fail(exc)
+    console.print(f"[green]wrote[/] {path} (onnxruntime matches PyTorch within 1e-4)")
 
 
 @app.command()

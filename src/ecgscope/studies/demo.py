@@ -16,16 +16,17 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from ecgscope.cohort import RULES, derive_labels, link_imaging, patient_split
-from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
+from ecgscope.evaluate import SplitConformal, auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io import write_parquet
 from ecgscope.models import create_model
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
+from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
-from ecgscope.train import TaskSpec, fit_multitask, predict_multitask
+from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model
 
 REGRESSION = ["rvef", "rvedvi"]
 PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
@@ -42,16 +43,13 @@ class DemoResult:
     metrics: pd.DataFrame
 
 
-def preprocess(x: np.ndarray) -> np.ndarray:
-    """The model's input pipeline: remove each lead's mean, clip to +-5 mV."""
-    return np.clip(x - x.mean(-1, keepdims=True), -5.0, 5.0).astype(np.float32)
+#: The model's input pipeline, saved as preprocess.json beside its weights.
+PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}])
 
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
              model_name: str = "compact_cnn", progress: bool = True) -> DemoResult:
     """Run the RV study on a simulated ``ukb`` cohort of ``n`` subjects; write everything under ``out``."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
@@ -67,7 +65,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     oracle = pd.read_parquet(cohort_dir / "truth" / "oracle.parquet")
     oracle = oracle.set_index(oracle["ecg_id"].astype(str))
 
-    x = preprocess(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]))
+    x = PIPELINE(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]), store.config.fs)
     tr, va, te = (pairs["split"].to_numpy() == s for s in ("train", "val", "test"))
     targets = {k: labels[k].to_numpy(dtype=float) for k in labels.columns}
     spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
@@ -75,6 +73,9 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     model = create_model(model_name, num_outputs=spec.n_outputs)
     module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=epochs, seed=seed, progress=progress)
     pred = predict_multitask(module, x[te])
+    val_pred = predict_multitask(module, x[va])
+    conformal = {k: SplitConformal(alpha=0.1).fit(labels[k].to_numpy()[va], val_pred[k], val_pred[f"{k}_std"])
+                 for k in REGRESSION}
 
     ecg_ids = pairs["ecg_id"].astype(str)
     oracle_models = fit_oracle(oracle.loc[ecg_ids[tr]], labels.loc[tr, REGRESSION], seed)
@@ -96,18 +97,16 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
             for metric_name, fn in (("MAE", mae), ("R2", r2)):
                 est, lo, hi = bootstrap_ci(fn, yt, value, groups, seed=seed)
                 rows.append((name, metric_name, source, est, lo, hi, int(te.sum())))
+        lower, upper = conformal[name].interval(pred[name], pred[f"{name}_std"])
+        inside = ((yt >= lower) & (yt <= upper)).astype(float)
+        est, lo, hi = bootstrap_ci(lambda a, b: float(np.mean(b)), yt, inside, groups, seed=seed)
+        rows.append((name, "90% interval coverage", "ECG model", est, lo, hi, int(te.sum())))
     columns = ["target", "metric", "model", "estimate", "ci_low", "ci_high", "n_or_positives"]
     metrics = pd.DataFrame(rows, columns=columns)
 
-    model_dir = out / "model"
-    model_dir.mkdir(exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.model.state_dict().items()},
-              str(model_dir / "weights.safetensors"))
-    (model_dir / "model.json").write_text(json.dumps({
-        "architecture": model_name, "num_outputs": spec.n_outputs, "tasks": spec.to_dict(),
-        "input": {"fs": MODEL_FS, "samples": int(x.shape[-1]), "leads": "I,II,III,aVR,aVL,aVF,V1-V6", "units": "mV",
-                  "preprocess": "per-lead mean removed, clipped to +-5 mV"},
-    }, indent=2) + "\n")
+    headline = {f"{r.target}_{r.metric}": r.estimate for r in metrics[metrics.model == "ECG model"].itertuples()}
+    save_model(out / "model", module.model, model_name, spec, PIPELINE, metrics=headline, conformal=conformal,
+               data=f"simulated ukb-like cohort, {int(tr.sum())} training patients (seed {seed})")
     predictions = pd.DataFrame({"ecg_id": ecg_ids[te].to_numpy(), "patient_id": groups,
                                 **{f"{k}_pred": v for k, v in pred.items()},
                                 **{f"{k}_true": labels[k].to_numpy()[te] for k in labels.columns}})
