@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -184,6 +185,25 @@ def cohort_build(
     counts = table["split"].value_counts().to_dict()
     console.print(f"[green]{len(table):,} studies paired[/] ({len(table.patient_id.unique()):,} patients; "
                   f"{counts}) -> [bold]{out}[/]")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="run configuration (YAML)", exists=True, dir_okay=False)],
+    resume: Annotated[bool, typer.Option(help="continue the run in the config's out directory")] = False,
+) -> None:
+    """Train a model from a store and a cohort table; checkpoints every epoch, resumable."""
+    from ecgscope.config import load_config
+    from ecgscope.train.run import train_from_config
+
+    try:
+        model_dir = train_from_config(load_config(config), resume=resume)
+    except (EcgscopeError, ValueError) as exc:
+        _fail(exc)
+    metrics = json.loads((model_dir.parent / "test_metrics.json").read_text())
+    for name, value in metrics.items():
+        console.print(f"  {name:32s} {value:.3f}")
+    console.print(f"[green]model:[/] {model_dir}")
 
 
 @app.command()

@@ -192,8 +192,26 @@ class RestoreBestWeights(L.Callback):
         if self.state is not None:
             pl_module.load_state_dict(self.state)
 
+    def state_dict(self) -> dict:
+        # saved in every checkpoint, so a resumed run keeps its best-so-far
+        return {"best": self.best, "state": self.state}
 
-def _quiet_lightning() -> None:
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best, self.state = state_dict["best"], state_dict["state"]
+
+
+class RngState(L.Callback):
+    """Carry torch's random state (dropout) through checkpoints, so a resumed run draws the same numbers."""
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        checkpoint["ecgscope_torch_rng"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if "ecgscope_torch_rng" in checkpoint:
+            torch.set_rng_state(checkpoint["ecgscope_torch_rng"])
+
+
+def quiet_lightning() -> None:
     """Keep Lightning's banners (accelerator info, tips) out of the user's terminal; warnings still show."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -208,7 +226,7 @@ def fit_multitask(model: nn.Module, spec: TaskSpec, x_train: np.ndarray, y_train
     The one-cycle schedule runs its full course (stopping early would skip its annealing); the module
     returned carries the weights of the epoch with the lowest validation loss.
     """
-    _quiet_lightning()
+    quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     accelerator, precision = select_device()
     module = MultiTaskModule(model, spec, lr=lr, max_epochs=max_epochs)

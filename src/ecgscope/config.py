@@ -1,0 +1,92 @@
+"""Run configurations: pydantic models loaded from YAML, validated once, copied into each run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ecgscope.errors import EcgscopeError
+
+
+class ConfigError(EcgscopeError, ValueError):
+    """A run configuration is missing a field or has a value outside what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Strict):
+    """Where the ECGs and their labels are: a store and a cohort table from ``ecgscope cohort build``."""
+
+    store: Path
+    cohort: Path
+    regression: list[str] = Field(default_factory=list)
+    binary: list[str] = Field(default_factory=list)
+
+
+class AugmentConfig(_Strict):
+    """ECG augmentations applied to training batches only; 0 turns one off."""
+
+    amplitude_scale_sd: float = Field(0.1, ge=0)
+    baseline_wander_mv: float = Field(0.1, ge=0)
+    noise_mv: float = Field(0.02, ge=0)
+    lead_dropout_p: float = Field(0.05, ge=0, le=1)
+    random_shift_s: float = Field(0.5, ge=0)
+
+
+class ModelConfig(_Strict):
+    """An architecture from the registry and its keyword arguments."""
+
+    name: str = "compact_cnn"
+    kwargs: dict = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from ecgscope.models import list_models
+
+        if name not in list_models():
+            raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+        return name
+
+
+class TrainConfig(_Strict):
+    """Optimisation, early stopping and reproducibility."""
+
+    max_epochs: int = Field(15, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    seed: int = 0
+    patience: int | None = Field(None, ge=1, description="epochs without val/loss improvement before stopping")
+    num_workers: int = Field(0, ge=0)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    conformal_alpha: float = Field(0.1, gt=0, lt=1)
+
+
+class RunConfig(_Strict):
+    """A whole training run (``ecgscope train CONFIG.yaml``)."""
+
+    out: Path
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    task: Literal["multitask"] = "multitask"
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run configuration; errors list every offending field."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML ({exc})") from exc
+    try:
+        return RunConfig.model_validate(data or {})
+    except ValidationError as exc:
+        lines = [f"  - {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"{path} is not a valid run configuration:\n" + "\n".join(lines)) from exc

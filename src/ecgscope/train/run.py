@@ -1,0 +1,114 @@
+"""``ecgscope train CONFIG.yaml``: a whole training run from a store and a cohort table, resumable.
+
+The run directory holds ``config.yaml``, ``checkpoints/last.ckpt`` (every epoch), ``logs/`` (Lightning's
+CSV metrics), ``test_metrics.json`` and the final model directory ``model/`` with conformal intervals
+calibrated on the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from ecgscope.cohort import CohortError, check_no_leakage, load_table
+from ecgscope.config import ConfigError, RunConfig
+from ecgscope.evaluate import SplitConformal, auroc, mae, r2
+from ecgscope.models import create_model
+from ecgscope.signal import Pipeline
+from ecgscope.store.layout import Store
+from ecgscope.train.artifact import save_model
+from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler
+from ecgscope.train.module import (
+    MultiTaskModule,
+    RestoreBestWeights,
+    RngState,
+    TaskSpec,
+    quiet_lightning,
+    select_device,
+)
+
+
+def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int) -> dict[str, np.ndarray]:
+    loader = DataLoader(data, batch_size=batch_size, sampler=EpochSeededSampler(len(data), 0, shuffle=False))
+    module.eval()
+    device = next(module.parameters()).device
+    with torch.no_grad():
+        out = [module(x.to(device)).float().cpu().numpy() for x, _ in loader]
+    return module.spec.decode(np.concatenate(out))
+
+
+def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = True,
+                      callbacks: list[L.Callback] | None = None) -> Path:
+    """Train, evaluate on the test split and save the model; return the model directory."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True)
+    saved = out / "config.yaml"
+    if resume and saved.exists() and saved.read_text() != text:
+        raise ConfigError(f"{saved} differs from the configuration given: resume with the same one")
+    if not resume and (out / "checkpoints").exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
+    saved.write_text(text)
+
+    store = Store(cfg.data.store)
+    cohort = load_table(cfg.data.cohort)
+    targets = cfg.data.regression + cfg.data.binary
+    missing = [c for c in ("ecg_row", "split", "patient_id", *targets) if c not in cohort.columns]
+    if missing:
+        raise CohortError(f"{cfg.data.cohort} lacks column(s) {missing}; build it with `ecgscope cohort build`")
+    check_no_leakage(cohort)
+    split = cohort["split"].to_numpy()
+    values = {k: cohort[k].to_numpy(dtype=float) for k in targets}
+    spec = TaskSpec.from_targets({k: v[split == "train"] for k, v in values.items()}, cfg.data.regression,
+                                 cfg.data.binary)
+    encoded = spec.encode(values)
+    pipeline = Pipeline(store.config.fs, store.config.n_samples, [{"name": "remove_mean"},
+                                                                  {"name": "clip", "limit_mv": 5.0}])
+    seed = cfg.train.seed
+    data = {s: CohortDataset(store, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s], pipeline,
+                             cfg.train.augment if s == "train" else None, seed) for s in ("train", "val", "test")}
+    if not len(data["train"]) or not len(data["val"]):
+        raise CohortError("the cohort needs rows in both the 'train' and 'val' splits")
+
+    quiet_lightning()
+    L.seed_everything(seed, workers=True, verbose=False)
+    model = create_model(cfg.model.name, num_outputs=spec.n_outputs, **cfg.model.kwargs)
+    module = MultiTaskModule(model, spec, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                             max_epochs=cfg.train.max_epochs)
+    # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
+    # the very end, and a killed run could not resume
+    hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
+             RestoreBestWeights("val/loss"), RngState(), *(callbacks or [])]
+    if cfg.train.patience:
+        hooks.append(EarlyStopping("val/loss", patience=cfg.train.patience))
+    accelerator, precision = select_device()
+    trainer = L.Trainer(max_epochs=cfg.train.max_epochs, accelerator=accelerator, devices=1, precision=precision,
+                        deterministic=True, callbacks=hooks, logger=CSVLogger(out, name="logs", version=0),
+                        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False)
+    last = out / "checkpoints" / "last.ckpt"
+    datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
+
+    val, test = _predict(module, data["val"], 256), _predict(module, data["test"], 256)
+    conformal = {k: SplitConformal(cfg.train.conformal_alpha).fit(values[k][split == "val"], val[k], val[f"{k}_std"])
+                 for k in cfg.data.regression}
+    metrics: dict[str, float] = {}
+    if len(data["test"]):
+        for k in cfg.data.regression:
+            y = values[k][split == "test"]
+            lo, hi = conformal[k].interval(test[k], test[f"{k}_std"])
+            metrics |= {f"{k}_mae": mae(y, test[k]), f"{k}_r2": r2(y, test[k]),
+                        f"{k}_interval_coverage": float(np.mean((y >= lo) & (y <= hi)))}
+        for k in cfg.data.binary:
+            metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
+    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return save_model(out / "model", module.model, cfg.model.name, spec, pipeline, model_kwargs=cfg.model.kwargs,
+                      metrics=metrics, conformal=conformal, data=f"{cfg.data.cohort} ({len(data['train'])} train)")

@@ -1,0 +1,102 @@
+"""ecgscope train: a config-driven run over a store, resumable to the same result."""
+
+import json
+
+import lightning as L
+import numpy as np
+import pytest
+import yaml
+from safetensors.numpy import load_file
+from typer.testing import CliRunner
+
+from ecgscope.cli import app
+from ecgscope.cohort import derive_labels, link_imaging, patient_split
+from ecgscope.config import ConfigError, RunConfig, load_config
+from ecgscope.store import Store, ingest
+from ecgscope.train import load_model
+from ecgscope.train.run import train_from_config
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from ecgscope.simulate import simulate_cohort
+    from ecgscope.simulate.export import write_cohort
+
+    root = tmp_path_factory.mktemp("run")
+    sim = write_cohort(simulate_cohort("hospital", n=90, seed=4), root / "sim", formats=("wfdb",), progress=False,
+                       workers=1)
+    ingest([sim / "wfdb"], root / "store", fs=100, rate=100, workers=1, progress=False)
+    store = Store(root / "store")
+    pairs = derive_labels(link_imaging(store.manifest, sim / "measurements" / "mri.parquet", days_before=90,
+                                       days_after=90), ["rv_dysfunction"])
+    pairs["split"] = patient_split(pairs, (0.6, 0.2, 0.2), seed=0)
+    pairs.to_parquet(root / "cohort.parquet")
+    return root
+
+
+def _config(data, out, **train):
+    return RunConfig.model_validate({
+        "out": str(out), "data": {"store": str(data / "store"), "cohort": str(data / "cohort.parquet"),
+                                  "regression": ["rvef"], "binary": ["rv_dysfunction"]},
+        "model": {"name": "compact_cnn_tiny"}, "train": {"max_epochs": 3, "batch_size": 16, **train}})
+
+
+def test_train_command_writes_a_complete_run(data, tmp_path):
+    cfg = _config(data, tmp_path / "run")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "run.yaml")])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    assert (run / "logs" / "version_0" / "metrics.csv").exists()
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert {"rvef_mae", "rvef_r2", "rvef_interval_coverage", "rv_dysfunction_auroc"} <= set(metrics)
+    assert 0 <= metrics["rvef_interval_coverage"] <= 1 and metrics["rvef_mae"] > 0
+    loaded = load_model(run / "model")
+    assert "rvef" in loaded.conformal and loaded.spec.regression == ["rvef"]
+    again = CliRunner().invoke(app, ["train", str(tmp_path / "run.yaml")])
+    assert again.exit_code == 2 and "--resume" in again.output  # a finished run is not overwritten
+
+
+class Crash(L.Callback):
+    """Dies in the middle of epoch 1, as a killed process would (nothing saved after the last epoch end)."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 1:
+            raise RuntimeError("killed mid-epoch")
+
+
+class StartEpoch(L.Callback):
+    """Records the epoch a fit starts at."""
+
+    value = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.value = trainer.current_epoch
+
+
+def test_run_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_one(data, tmp_path):
+    clean = train_from_config(_config(data, tmp_path / "clean"), progress=False)
+    cfg = _config(data, tmp_path / "crashed")
+    with pytest.raises(RuntimeError, match="killed mid-epoch"):
+        train_from_config(cfg, progress=False, callbacks=[Crash()])
+    assert (tmp_path / "crashed" / "checkpoints" / "last.ckpt").exists()  # from the end of epoch 0
+    first_epoch = StartEpoch()
+    resumed = train_from_config(cfg, resume=True, progress=False, callbacks=[first_epoch])
+    assert first_epoch.value == 1  # it continued from the checkpoint rather than starting over
+    assert json.loads((clean.parent / "test_metrics.json").read_text()) == pytest.approx(
+        json.loads((resumed.parent / "test_metrics.json").read_text()), rel=1e-6)
+    a, b = load_file(str(clean / "weights.safetensors")), load_file(str(resumed / "weights.safetensors"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7)
+
+
+def test_config_errors_name_the_field(tmp_path):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"out": "x", "data": {"store": "s", "cohort": "c"},
+                                                       "model": {"name": "resnet9000"},
+                                                       "train": {"max_epochs": 0, "learning_rate": 1}}))
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "bad.yaml")
+    text = str(err.value)
+    assert "model.name" in text and "unknown model 'resnet9000'" in text
+    assert "train.max_epochs" in text and "train.learning_rate" in text
