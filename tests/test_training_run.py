@@ -100,3 +100,12 @@ def test_config_errors_name_the_field(tmp_path):
     text = str(err.value)
     assert "model.name" in text and "unknown model 'resnet9000'" in text
     assert "train.max_epochs" in text and "train.learning_rate" in text
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        assert load_config(path).data.regression
