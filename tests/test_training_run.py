@@ -109,3 +109,62 @@ def test_shipped_configs_are_valid():
     assert configs
     for path in configs:
         assert load_config(path).data.regression
+
+
+@pytest.fixture(scope="module")
+def pretrained(data, tmp_path_factory):
+    return train_from_config(_config(data, tmp_path_factory.mktemp("pre") / "run"), progress=False)
+
+
+def _finetune(data, pretrained, out, mode, epochs=3, callbacks=None):
+    cfg = _config(data, out, max_epochs=epochs, finetune={"mode": mode, "unfreeze_every": 1})
+    return train_from_config(cfg, progress=False, init_from=pretrained, callbacks=callbacks)
+
+
+def _groups_equal(model_a, model_b):
+    from ecgscope.train.finetune import layer_groups
+
+    return [all(np.array_equal(x.detach().numpy(), y.detach().numpy())
+                for x, y in zip(ga.state_dict().values(), gb.state_dict().values(), strict=True))
+            for ga, gb in zip(layer_groups(model_a), layer_groups(model_b), strict=True)]
+
+
+def test_linear_probe_trains_only_the_head(data, pretrained, tmp_path):
+    tuned = _finetune(data, pretrained, tmp_path / "probe", "linear_probe")
+    before, after = load_model(pretrained).model, load_model(tuned).model
+    assert all(_groups_equal(before, after))  # weights and BatchNorm statistics untouched
+    result = CliRunner().invoke(app, ["predict", str(tuned), "--store", str(data / "store"),
+                                      "--out", str(tmp_path / "p.parquet")])
+    assert result.exit_code == 0, result.output
+
+
+class GroupsUnchanged(L.Callback):
+    """After each training epoch, which layer groups still equal the pretrained model's."""
+
+    def __init__(self, reference):
+        self.reference, self.history = reference, []
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.history.append(_groups_equal(self.reference, pl_module.model))
+
+
+def test_gradual_unfreezing_opens_the_top_groups_first(data, pretrained, tmp_path):
+    watch = GroupsUnchanged(load_model(pretrained).model)
+    _finetune(data, pretrained, tmp_path / "gradual", "gradual", epochs=3, callbacks=[watch])
+    n = len(watch.history[0])
+    # epochs 0, 1, 2 open 0, 1, 2 groups from the top; the head trains throughout
+    for epoch, same in enumerate(watch.history):
+        assert same == [True] * (n - epoch) + [False] * epoch, (epoch, same)
+
+
+def test_full_and_discriminative_fine_tuning_move_every_group(data, pretrained, tmp_path):
+    from ecgscope.models import create_model
+    from ecgscope.train.finetune import discriminative_param_groups
+
+    for mode in ("full", "discriminative"):
+        tuned = _finetune(data, pretrained, tmp_path / mode, mode, epochs=1)
+        assert not any(_groups_equal(load_model(pretrained).model, load_model(tuned).model)), mode
+    model = create_model("compact_cnn_tiny")
+    groups = discriminative_param_groups(model, 1.0, 0.5)
+    assert [g["lr"] for g in groups] == [0.5**k for k in range(len(groups))]
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))  # every weight, once

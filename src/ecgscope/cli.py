@@ -207,6 +207,25 @@ def train(
 
 
 @app.command()
+def finetune(
+    config: Annotated[Path, typer.Argument(help="run configuration (YAML); train.finetune picks the mode")],
+    from_model: Annotated[Path, typer.Option("--from", help="saved model directory to start from")],
+    resume: Annotated[bool, typer.Option(help="continue the run in the config's out directory")] = False,
+) -> None:
+    """Fine-tune a saved model on another cohort: full, linear probe, gradual unfreezing or discriminative LRs."""
+    from ecgscope.config import load_config
+    from ecgscope.train.run import train_from_config
+
+    try:
+        model_dir = train_from_config(load_config(config), resume=resume, init_from=from_model)
+    except (EcgscopeError, ValueError) as exc:
+        _fail(exc)
+    for name, value in json.loads((model_dir.parent / "test_metrics.json").read_text()).items():
+        console.print(f"  {name:32s} {value:.3f}")
+    console.print(f"[green]model:[/] {model_dir}")
+
+
+@app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model directory")],
     store: Annotated[Path, typer.Option(help="store whose ECGs to predict")],

@@ -54,6 +54,14 @@ class ModelConfig(_Strict):
         return name
 
 
+class FinetuneConfig(_Strict):
+    """How a pretrained model adapts (used with ``ecgscope finetune --from MODEL``)."""
+
+    mode: Literal["full", "linear_probe", "gradual", "discriminative"] = "full"
+    lr_decay: float = Field(0.5, gt=0, le=1, description="per layer group, for discriminative learning rates")
+    unfreeze_every: int = Field(1, ge=1, description="epochs between unfreezing steps, for gradual")
+
+
 class TrainConfig(_Strict):
     """Optimisation, early stopping and reproducibility."""
 
@@ -66,6 +74,7 @@ class TrainConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     conformal_alpha: float = Field(0.1, gt=0, lt=1)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
 
 class RunConfig(_Strict):

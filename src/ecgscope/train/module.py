@@ -133,10 +133,11 @@ class MultiTaskModule(L.LightningModule):
     """Wraps any registry model whose head has ``len(spec.names)`` outputs."""
 
     def __init__(self, model: nn.Module, spec: TaskSpec, lr: float = 3e-3, weight_decay: float = 0.05,
-                 max_epochs: int = 10):
+                 max_epochs: int = 10, param_groups: list[dict] | None = None):
         super().__init__()
         self.model, self.spec = model, spec
         self.lr, self.weight_decay, self.max_epochs = lr, weight_decay, max_epochs
+        self.param_groups = param_groups  # per-group learning rates (discriminative fine-tuning)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -155,9 +156,10 @@ class MultiTaskModule(L.LightningModule):
         return self(batch[0]).float()
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        groups = self.param_groups or [{"params": list(self.parameters()), "lr": self.lr}]
+        opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         steps = self.trainer.estimated_stepping_batches
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 

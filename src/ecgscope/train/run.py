@@ -24,8 +24,15 @@ from ecgscope.evaluate import SplitConformal, auroc, mae, r2
 from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
-from ecgscope.train.artifact import save_model
+from ecgscope.train.artifact import load_model, save_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler
+from ecgscope.train.finetune import (
+    FrozenInEval,
+    GradualUnfreezing,
+    discriminative_param_groups,
+    layer_groups,
+    set_trainable,
+)
 from ecgscope.train.module import (
     MultiTaskModule,
     RestoreBestWeights,
@@ -46,8 +53,12 @@ def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int) -> d
 
 
 def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = True,
-                      callbacks: list[L.Callback] | None = None) -> Path:
-    """Train, evaluate on the test split and save the model; return the model directory."""
+                      callbacks: list[L.Callback] | None = None, init_from: str | Path | None = None) -> Path:
+    """Train, evaluate on the test split and save the model; return the model directory.
+
+    ``init_from`` names a saved model to fine-tune (its architecture replaces ``cfg.model``; its head is
+    replaced for the new targets) with the mode in ``cfg.train.finetune``.
+    """
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True)
@@ -80,12 +91,29 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
 
     quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
-    model = create_model(cfg.model.name, num_outputs=spec.n_outputs, **cfg.model.kwargs)
+    architecture, kwargs, groups, extra = cfg.model.name, dict(cfg.model.kwargs), None, []
+    if init_from is not None:
+        pretrained = load_model(init_from)
+        model, architecture = pretrained.model, pretrained.info["architecture"]
+        kwargs = {k: v for k, v in pretrained.info.get("model_kwargs", {}).items() if k != "num_outputs"}
+        model.reset_head(spec.n_outputs)
+        ft = cfg.train.finetune
+        if ft.mode == "linear_probe":
+            for group in layer_groups(model):
+                set_trainable(group, False)
+            extra.append(FrozenInEval())
+        elif ft.mode == "discriminative":
+            groups = discriminative_param_groups(model, cfg.train.lr, ft.lr_decay)
+        elif ft.mode == "gradual":
+            extra.append(GradualUnfreezing(ft.unfreeze_every))
+        model.train()
+    else:
+        model = create_model(architecture, num_outputs=spec.n_outputs, **kwargs)
     module = MultiTaskModule(model, spec, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                             max_epochs=cfg.train.max_epochs)
+                             max_epochs=cfg.train.max_epochs, param_groups=groups)
     # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
     # the very end, and a killed run could not resume
-    hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
+    hooks = [*extra, ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
              RestoreBestWeights("val/loss"), RngState(), *(callbacks or [])]
     if cfg.train.patience:
         hooks.append(EarlyStopping("val/loss", patience=cfg.train.patience))
@@ -110,5 +138,5 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         for k in cfg.data.binary:
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
     (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return save_model(out / "model", module.model, cfg.model.name, spec, pipeline, model_kwargs=cfg.model.kwargs,
+    return save_model(out / "model", module.model, architecture, spec, pipeline, model_kwargs=kwargs,
                       metrics=metrics, conformal=conformal, data=f"{cfg.data.cohort} ({len(data['train'])} train)")
