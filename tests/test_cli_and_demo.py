@@ -38,8 +38,12 @@ def test_presets_command_lists_every_preset():
 
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
-    result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False)
+    result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False,
+                      n_hospital=150, n_prospective=40)
     m = result.metrics
+    t = result.transfer
+    assert set(t.cohort) == {"hospital test", "prospective"} and len(set(t.model)) == 3
+    assert t[t.metric == "MAE"].estimate.gt(0).all()
     assert set(m.model) == {"ECG model", "oracle"}
     assert set(m.target) == {"rv_dysfunction", "rv_dilation", "rvef", "rvedvi"}
     mae = m[(m.metric == "MAE")].estimate

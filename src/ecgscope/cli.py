@@ -86,9 +86,16 @@ def demo(
     console.print(table)
     console.print("oracle: gradient boosting on the noise-free waveform parameters, same training patients; "
                   "the reference an ECG model should approach.")
+    transfer = Table("cohort", "target", "metric", *result.transfer.model.unique(),
+                     title="Taking the ukb model to a hospital (CIs over patients)")
+    for (cohort, target, metric), group in result.transfer.groupby(["cohort", "target", "metric"], sort=False):
+        transfer.add_row(cohort, target, metric, *(f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
+                                                   for r in group.itertuples()))
+    console.print(transfer)
     console.print(f"[green]report:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
-                  f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}")
+                  f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "
+                  f"{result.out / 'transfer' / 'transfer_metrics.csv'}")
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.

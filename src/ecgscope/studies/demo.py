@@ -26,6 +26,7 @@ from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
+from ecgscope.studies.transfer import run_transfer
 from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model
 
 REGRESSION = ["rvef", "rvedvi"]
@@ -37,10 +38,11 @@ MODEL_FS = 100.0
 
 @dataclass
 class DemoResult:
-    """Where the demo wrote its outputs and the metrics table it printed."""
+    """Where the demo wrote its outputs and the metrics tables it printed."""
 
     out: Path
     metrics: pd.DataFrame
+    transfer: pd.DataFrame
 
 
 #: The model's input pipeline, saved as preprocess.json beside its weights.
@@ -48,8 +50,11 @@ PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"na
 
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
-             model_name: str = "compact_cnn", progress: bool = True) -> DemoResult:
-    """Run the RV study on a simulated ``ukb`` cohort of ``n`` subjects; write everything under ``out``."""
+             model_name: str = "compact_cnn", progress: bool = True, n_hospital: int = 1500,
+             n_prospective: int = 115) -> DemoResult:
+    """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, then take that model to a
+    hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort; write everything under
+    ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
@@ -128,4 +133,6 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     example_id = int(pairs["ecg_id"].iloc[example[0] if len(example) else np.flatnonzero(te)[0]])
     ecg = wfdb_io.load_record(cohort_dir / "wfdb" / wfdb_io.ptbxl_record_path(example_id, 500)).to_standard()
     plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} (500 Hz)")
-    return DemoResult(out, metrics)
+    transfer = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital, n_prospective=n_prospective,
+                            seed=seed, epochs=epochs, fs=MODEL_FS, progress=progress)
+    return DemoResult(out, metrics, transfer)
