@@ -21,13 +21,12 @@ import pandas as pd
 
 from ecgscope.cohort import derive_labels, link_imaging, patient_split
 from ecgscope.evaluate import auroc, mae, r2
-from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
-from ecgscope.train import TaskSpec, export_onnx, fit_multitask, predict_multitask, save_model
+from ecgscope.train import TaskSpec, export_onnx, fit_multitask, predict_multitask, save_model, seeded_model
 
 REGRESSION, PHENOTYPES = ["rvef", "rvedvi"], ["rv_dysfunction", "rv_dilation"]
 DEFAULT_MODELS = "compact_cnn,net1d_small,inception1d,xresnet1d18,resnet1d_code,xresnet1d50,xresnet1d101"
@@ -62,7 +61,7 @@ def main() -> None:
         ref["rv_dilation"] = phenotype_score(ref.rvedvi, ">")
         rows = [("oracle", *_scores(pairs, te, ref), np.nan, np.nan, np.nan)]
         for name in args.models.split(","):
-            model = create_model(name, num_outputs=spec.n_outputs)
+            model = seeded_model(name, 0, num_outputs=spec.n_outputs)
             start = time.perf_counter()
             module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=args.epochs, progress=False)
             train_rate = tr.sum() * args.epochs / (time.perf_counter() - start)

@@ -19,7 +19,6 @@ from ecgscope.cohort import RULES, derive_labels, link_imaging, patient_split
 from ecgscope.evaluate import SplitConformal, auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io import write_parquet
-from ecgscope.models import create_model
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
 from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
@@ -27,7 +26,7 @@ from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.studies.transfer import run_transfer
-from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model
+from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model, seeded_model
 
 REGRESSION = ["rvef", "rvedvi"]
 PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
@@ -75,7 +74,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     targets = {k: labels[k].to_numpy(dtype=float) for k in labels.columns}
     spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
     y = spec.encode(targets)
-    model = create_model(model_name, num_outputs=spec.n_outputs)
+    model = seeded_model(model_name, seed, num_outputs=spec.n_outputs)
     module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=epochs, seed=seed, progress=progress)
     pred = predict_multitask(module, x[te])
     val_pred = predict_multitask(module, x[va])

@@ -163,6 +163,14 @@ class MultiTaskModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def seeded_model(name: str, seed: int, **kwargs) -> nn.Module:
+    """Build registry model ``name`` with its weights initialised from ``seed`` (reproducible across runs)."""
+    from ecgscope.models import create_model
+
+    L.seed_everything(seed, workers=True, verbose=False)
+    return create_model(name, **kwargs)
+
+
 def select_device() -> tuple[str, str]:
     """Lightning accelerator and precision for this machine: mixed precision on a GPU, fp32 on a CPU."""
     if torch.cuda.is_available():

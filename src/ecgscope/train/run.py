@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader
 from ecgscope.cohort import CohortError, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
-from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, save_model
@@ -39,6 +38,7 @@ from ecgscope.train.module import (
     RngState,
     TaskSpec,
     quiet_lightning,
+    seeded_model,
     select_device,
 )
 
@@ -90,9 +90,9 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         raise CohortError("the cohort needs rows in both the 'train' and 'val' splits")
 
     quiet_lightning()
-    L.seed_everything(seed, workers=True, verbose=False)
     architecture, kwargs, groups, extra = cfg.model.name, dict(cfg.model.kwargs), None, []
     if init_from is not None:
+        L.seed_everything(seed, workers=True, verbose=False)
         pretrained = load_model(init_from)
         model, architecture = pretrained.model, pretrained.info["architecture"]
         kwargs = {k: v for k, v in pretrained.info.get("model_kwargs", {}).items() if k != "num_outputs"}
@@ -108,7 +108,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
             extra.append(GradualUnfreezing(ft.unfreeze_every))
         model.train()
     else:
-        model = create_model(architecture, num_outputs=spec.n_outputs, **kwargs)
+        model = seeded_model(architecture, seed, num_outputs=spec.n_outputs, **kwargs)
     module = MultiTaskModule(model, spec, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                              max_epochs=cfg.train.max_epochs, param_groups=groups)
     # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
