@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import lightning as L
@@ -248,12 +249,15 @@ def fit_multitask(model: nn.Module, spec: TaskSpec, x_train: np.ndarray, y_train
     return module
 
 
+def predict_batches(model: nn.Module, spec: TaskSpec, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
+    """Decoded predictions of ``model`` over batches of signals (batch, leads, samples), on its own device."""
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        outs = [model(batch.to(device)).float().cpu().numpy() for batch in batches]
+    return spec.decode(np.concatenate(outs) if outs else np.empty((0, spec.n_outputs), dtype=np.float32))
+
+
 def predict_multitask(module: MultiTaskModule, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
     """Decoded predictions of a fitted module for signals ``x`` (n, leads, samples)."""
-    module.eval()
-    device = next(module.parameters()).device
-    outs = []
-    with torch.no_grad():
-        for (xb,) in _loader(x, None, batch_size, False, 0):
-            outs.append(module(xb.to(device)).float().cpu().numpy())
-    return module.spec.decode(np.concatenate(outs))
+    return predict_batches(module, module.spec, (xb for (xb,) in _loader(x, None, batch_size, False, 0)))

@@ -11,6 +11,7 @@ import torch
 from ecgscope.progress import progress_bar
 from ecgscope.store import Store
 from ecgscope.train.artifact import load_model
+from ecgscope.train.module import predict_batches
 
 
 def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.ndarray | None = None,
@@ -20,17 +21,16 @@ def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.nda
     loaded = load_model(model_dir)
     st = store if isinstance(store, Store) else Store(store)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = loaded.model.to(device)
-    outputs = []
-    with progress_bar(progress) as bar, torch.no_grad():
-        task = bar.add_task("predicting", total=len(rows))
+    model = loaded.model.to("cuda" if torch.cuda.is_available() else "cpu")
+
+    def batches(bar, task):
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
-            x = loaded.pipeline(np.stack([st.read(int(r)) for r in chunk]), st.config.fs)
-            outputs.append(model(torch.from_numpy(x).to(device)).float().cpu().numpy())
+            yield torch.from_numpy(loaded.pipeline(np.stack([st.read(int(r)) for r in chunk]), st.config.fs))
             bar.advance(task, len(chunk))
-    decoded = loaded.spec.decode(np.concatenate(outputs) if outputs else np.empty((0, loaded.spec.n_outputs)))
+
+    with progress_bar(progress) as bar:
+        decoded = predict_batches(model, loaded.spec, batches(bar, bar.add_task("predicting", total=len(rows))))
     table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].reset_index(drop=True)
     for name, values in decoded.items():
         table[name] = values

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -37,6 +36,7 @@ from ecgscope.train.module import (
     RestoreBestWeights,
     RngState,
     TaskSpec,
+    predict_batches,
     quiet_lightning,
     seeded_model,
     select_device,
@@ -45,11 +45,7 @@ from ecgscope.train.module import (
 
 def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int) -> dict[str, np.ndarray]:
     loader = DataLoader(data, batch_size=batch_size, sampler=EpochSeededSampler(len(data), 0, shuffle=False))
-    module.eval()
-    device = next(module.parameters()).device
-    with torch.no_grad():
-        out = [module(x.to(device)).float().cpu().numpy() for x, _ in loader]
-    return module.spec.decode(np.concatenate(out))
+    return predict_batches(module, module.spec, (x for x, _ in loader))
 
 
 def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = True,
