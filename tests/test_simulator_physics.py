@@ -7,7 +7,14 @@ import pytest
 from ecgscope.leads import STANDARD_LEADS, twelve_from_eight
 from ecgscope.simulate import get_preset, simulate_cohort
 from ecgscope.simulate.noise import measured_snr_db, qrs_peak_to_peak
-from ecgscope.simulate.waveform import ORACLE_COLUMNS, build_templates, vcg_to_eight
+from ecgscope.simulate.waveform import (
+    MS_PER_RAD,
+    ORACLE_COLUMNS,
+    QRS_ONSET_RAD,
+    QRS_REF_MS,
+    build_templates,
+    vcg_to_eight,
+)
 
 LEAD_I, AVF, V1 = (STANDARD_LEADS.index(n) for n in ("I", "aVF", "V1"))
 
@@ -21,7 +28,7 @@ def qrs_measures(clean12: np.ndarray, r_peaks, oracle: pd.DataFrame, fs: float):
     """Frontal axis (net QRS area in I and aVF) and V1 R/S of each clean record, averaged over its beats."""
     axes, ratios = [], []
     for k, peaks in enumerate(r_peaks):
-        onset = oracle["qrs_duration_ms"].iloc[k] * (-0.28 * 1000 / (2 * np.pi)) / 92.0
+        onset = QRS_ONSET_RAD * MS_PER_RAD * oracle["qrs_duration_ms"].iloc[k] / QRS_REF_MS
         lo = int(round(onset / 1000 * fs))
         hi = lo + int(round(oracle["qrs_duration_ms"].iloc[k] / 1000 * fs))
         wins = [np.arange(p + lo, p + hi) for p in peaks if p + lo >= 0 and p + hi < clean12.shape[-1]]
@@ -98,7 +105,7 @@ def test_measured_snr_matches_the_requested_tier(tier):
     eight = [STANDARD_LEADS.index(n) for n in ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")]
     pp = qrs_peak_to_peak(batch.clean_eight, np.stack([np.pad(p, (0, 40 - len(p)), constant_values=10**9)
                                                        for p in batch.r_peaks]),
-                          -0.28 * 1000 / (2 * np.pi) * cohort.ecgs["qrs_duration_ms"].to_numpy() / 92.0,
+                          QRS_ONSET_RAD * MS_PER_RAD * cohort.ecgs["qrs_duration_ms"].to_numpy() / QRS_REF_MS,
                           cohort.ecgs["qrs_duration_ms"].to_numpy(), cohort.fs)
     snr = measured_snr_db(batch.clean_eight, batch.signal[:, eight], pp)
     assert np.all(np.abs(snr - tier) < 1.0), snr.round(2)
