@@ -44,6 +44,12 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     t = result.transfer
     assert set(t.cohort) == {"hospital test", "prospective"} and len(set(t.model)) == 3
     assert t[t.metric == "MAE"].estimate.gt(0).all()
+    d = result.transfer_differences.set_index(["cohort", "comparison", "target"]).difference
+    est = t.set_index(["cohort", "model", "target"]).estimate
+    for cohort, target in [("hospital test", "rvef"), ("prospective", "rvedvi")]:  # paired rows agree with the table
+        expected = (est[(cohort, "fine-tuned (ukb -> hospital)", target)]
+                    - est[(cohort, "from scratch (hospital)", target)])
+        assert abs(d[(cohort, "fine-tuned minus from scratch (hospital)", target)] - expected) < 1e-12
     assert set(m.model) == {"ECG model", "oracle"}
     assert set(m.target) == {"rv_dysfunction", "rv_dilation", "rvef", "rvedvi"}
     mae = m[(m.metric == "MAE")].estimate

@@ -168,3 +168,44 @@ def test_full_and_discriminative_fine_tuning_move_every_group(data, pretrained, 
     groups = discriminative_param_groups(model, 1.0, 0.5)
     assert [g["lr"] for g in groups] == [0.5**k for k in range(len(groups))]
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))  # every weight, once
+
+
+def test_early_stopping_can_follow_a_named_validation_metric(data, tmp_path):
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="val/auroc_rv_dysfunction"):  # the error lists what is allowed
+        _config(data, tmp_path / "bad", monitor="val/auroc_rvef")
+    train_from_config(_config(data, tmp_path / "run", monitor="val/auroc_rv_dysfunction", patience=1),
+                      progress=False)
+    logged = pd.read_csv(tmp_path / "run" / "logs" / "version_0" / "metrics.csv")
+    assert {"val/loss", "val/mae_rvef", "val/auroc_rv_dysfunction"} <= set(logged.columns)
+    assert logged["val/mae_rvef"].dropna().gt(0).all()
+    assert logged["val/auroc_rv_dysfunction"].dropna().between(0, 1).all()
+
+
+def test_validation_metrics_are_in_target_units_and_skip_missing_labels():
+    from types import SimpleNamespace
+
+    from sklearn.metrics import roc_auc_score
+
+    from ecgscope.train.module import RestoreBestWeights, TaskSpec, validation_metrics
+
+    spec = TaskSpec(regression=["rvef"], binary=["rv_dysfunction"], mean={"rvef": 50.0}, std={"rvef": 10.0},
+                    uncertainty=False)
+    rng = np.random.default_rng(0)
+    rvef, label, logit = rng.normal(50, 10, 40), rng.integers(0, 2, 40).astype(float), rng.normal(size=40)
+    label[:5] = np.nan
+    pred = rvef + rng.normal(0, 3, 40)
+    outputs = np.column_stack([(pred - 50) / 10, logit]).astype(np.float32)
+    targets = np.column_stack([(rvef - 50) / 10, label]).astype(np.float32)
+    got = validation_metrics(spec, outputs, targets)
+    assert got["val/mae_rvef"] == pytest.approx(np.abs(pred - rvef).mean(), rel=1e-5)
+    assert got["val/auroc_rv_dysfunction"] == pytest.approx(roc_auc_score(label[5:], logit[5:]))
+
+    import torch
+
+    best = RestoreBestWeights("val/auroc_rv_dysfunction")  # higher is better for AUROC
+    for epoch, value in enumerate([0.6, 0.8, 0.7]):
+        module = SimpleNamespace(state_dict=lambda epoch=epoch: {"epoch": torch.tensor(epoch)})
+        best.on_validation_end(SimpleNamespace(callback_metrics={best.monitor: value}, sanity_checking=False), module)
+    assert best.state["epoch"].item() == 1

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ecgscope.config import DEFAULT_MODEL
 from ecgscope.errors import EcgscopeError
 
 app = typer.Typer(help="Cardiac structure, function and risk from the 12-lead ECG.", no_args_is_help=True,
@@ -68,7 +69,7 @@ def demo(
     n: Annotated[int, typer.Option(help="subjects in the simulated ukb-like cohort")] = 6000,
     epochs: Annotated[int, typer.Option(help="training epochs")] = 15,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    model: Annotated[str, typer.Option(help="model architecture from the registry")] = "compact_cnn",
+    model: Annotated[str, typer.Option(help="model architecture from the registry")] = DEFAULT_MODEL,
 ) -> None:
     """Simulate a UK Biobank-like cohort, train an ECG model for RV size and function, and compare to the oracle."""
     from ecgscope.studies.demo import run_demo
@@ -92,6 +93,12 @@ def demo(
         transfer.add_row(cohort, target, metric, *(f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
                                                    for r in group.itertuples()))
     console.print(transfer)
+    differences = Table("cohort", "comparison", "target", "metric", "difference [95% CI]",
+                        title="Fine-tuned minus the others, same patients (paired bootstrap; MAE: negative is better)")
+    for r in result.transfer_differences.itertuples():
+        differences.add_row(r.cohort, r.comparison, r.target, r.metric,
+                            f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]")
+    console.print(differences)
     console.print(f"[green]report:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
                   f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ecgscope.errors import EcgscopeError
 
@@ -38,10 +38,15 @@ class AugmentConfig(_Strict):
     random_shift_s: float = Field(0.5, ge=0)
 
 
+#: The architecture used when none is named: fast on a CPU, within reach of the big models' accuracy
+#: (benchmarks/models_benchmark.py measures both).
+DEFAULT_MODEL = "compact_cnn"
+
+
 class ModelConfig(_Strict):
     """An architecture from the registry and its keyword arguments."""
 
-    name: str = "compact_cnn"
+    name: str = DEFAULT_MODEL
     kwargs: dict = Field(default_factory=dict)
 
     @field_validator("name")
@@ -70,7 +75,9 @@ class TrainConfig(_Strict):
     lr: float = Field(3e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)
     seed: int = 0
-    patience: int | None = Field(None, ge=1, description="epochs without val/loss improvement before stopping")
+    patience: int | None = Field(None, ge=1, description="epochs without improvement of `monitor` before stopping")
+    monitor: str = Field("val/loss", description="val/loss, val/mae_TARGET or val/auroc_TARGET: early stopping "
+                                                 "and the restored best epoch follow it")
     num_workers: int = Field(0, ge=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     conformal_alpha: float = Field(0.1, gt=0, lt=1)
@@ -85,6 +92,14 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     task: Literal["multitask"] = "multitask"
+
+    @model_validator(mode="after")
+    def _monitor_names_a_target(self) -> RunConfig:
+        allowed = ["val/loss", *(f"val/mae_{k}" for k in self.data.regression),
+                   *(f"val/auroc_{k}" for k in self.data.binary)]
+        if self.train.monitor not in allowed:
+            raise ValueError(f"train.monitor {self.train.monitor!r} is not one of: {', '.join(allowed)}")
+        return self
 
 
 def load_config(path: str | Path) -> RunConfig:

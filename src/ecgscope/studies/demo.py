@@ -16,9 +16,10 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 
 from ecgscope.cohort import RULES, derive_labels, link_imaging, patient_split
+from ecgscope.config import DEFAULT_MODEL
 from ecgscope.evaluate import SplitConformal, auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
-from ecgscope.io import write_parquet
+from ecgscope.io import write_parquet, write_text
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
 from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
@@ -42,6 +43,7 @@ class DemoResult:
     out: Path
     metrics: pd.DataFrame
     transfer: pd.DataFrame
+    transfer_differences: pd.DataFrame
 
 
 #: The model's input pipeline, saved as preprocess.json beside its weights.
@@ -49,7 +51,7 @@ PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"na
 
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
-             model_name: str = "compact_cnn", progress: bool = True, n_hospital: int = 1500,
+             model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int = 1500,
              n_prospective: int = 115) -> DemoResult:
     """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, then take that model to a
     hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort; write everything under
@@ -115,8 +117,8 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
                                 **{f"{k}_pred": v for k, v in pred.items()},
                                 **{f"{k}_true": labels[k].to_numpy()[te] for k in labels.columns}})
     write_parquet(predictions, out / "predictions.parquet")
-    metrics.to_csv(out / "metrics.csv", index=False)
-    (out / "metrics.json").write_text(json.dumps({
+    write_text(out / "metrics.csv", metrics.to_csv(index=False))
+    write_text(out / "metrics.json", json.dumps({
         "preset": "ukb", "n_subjects": n, "seed": seed, "epochs": epochs, "model": model_name,
         "split_sizes": pairs["split"].value_counts().to_dict(),
         "metrics": metrics.to_dict(orient="records"),
@@ -132,6 +134,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     example_id = int(pairs["ecg_id"].iloc[example[0] if len(example) else np.flatnonzero(te)[0]])
     ecg = wfdb_io.load_record(cohort_dir / "wfdb" / wfdb_io.ptbxl_record_path(example_id, 500)).to_standard()
     plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} (500 Hz)")
-    transfer = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital, n_prospective=n_prospective,
-                            seed=seed, epochs=epochs, fs=MODEL_FS, progress=progress)
-    return DemoResult(out, metrics, transfer)
+    transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
+                                         n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
+                                         progress=progress)
+    return DemoResult(out, metrics, transfer, differences)

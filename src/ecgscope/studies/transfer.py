@@ -2,7 +2,8 @@
 
 Three models are compared on the hospital test patients and on the prospective cohort: the ukb model as
 it is (pretrained only), a model trained from scratch on the hospital training patients, and the ukb
-model fine-tuned on them. Every figure carries a patient-level bootstrap 95 % CI.
+model fine-tuned on them. Every figure carries a patient-level bootstrap 95 % CI, and the fine-tuned
+model's edge over each of the others is a paired difference on the same patients with its own CI.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pandas as pd
 
 from ecgscope.cohort import derive_labels, link_imaging, patient_split
 from ecgscope.config import RunConfig
-from ecgscope.evaluate import auroc, bootstrap_ci, mae
-from ecgscope.io import write_parquet
+from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
+from ecgscope.io import write_parquet, write_text
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
@@ -26,6 +27,9 @@ from ecgscope.train.run import train_from_config
 
 REGRESSION = ["rvef", "rvedvi"]
 PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
+PRETRAINED = "pretrained only (ukb)"
+FROM_SCRATCH = "from scratch (hospital)"
+FINE_TUNED = "fine-tuned (ukb -> hospital)"
 
 
 def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[float, float, float],
@@ -48,8 +52,12 @@ def _scores(model_dir: Path, store: Path, table: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
-                 epochs: int = 15, fs: float = 100.0, progress: bool = True) -> pd.DataFrame:
-    """Compare pretrained-only, from-scratch and fine-tuned models; return the metrics table."""
+                 epochs: int = 15, fs: float = 100.0, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compare pretrained-only, from-scratch and fine-tuned models.
+
+    Returns the metrics table (each model with its CI) and the paired differences (fine-tuned minus each
+    other model on the same patients, with paired-bootstrap CIs); both are also written as CSV under ``out``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hospital_store, hospital = _cohort("hospital", n_hospital, seed + 1, out, fs, (0.6, 0.2, 0.2), progress)
@@ -68,27 +76,33 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
     for name in ("from_scratch", "fine_tuned"):  # a demo re-run starts these runs afresh
         shutil.rmtree(out / name, ignore_errors=True)
     models = {
-        "pretrained only (ukb)": Path(pretrained),
-        "from scratch (hospital)": train_from_config(config("from_scratch"), progress=progress),
-        "fine-tuned (ukb -> hospital)": train_from_config(config("fine_tuned", lr=1e-3, finetune={"mode": "full"}),
-                                                          progress=progress, init_from=pretrained),
+        PRETRAINED: Path(pretrained),
+        FROM_SCRATCH: train_from_config(config("from_scratch"), progress=progress),
+        FINE_TUNED: train_from_config(config("fine_tuned", lr=1e-3, finetune={"mode": "full"}),
+                                      progress=progress, init_from=pretrained),
     }
     test = hospital[hospital["split"] == "test"].reset_index(drop=True)
-    rows = []
+    rows, comparisons = [], []
     for cohort_name, store, table in (("hospital test", hospital_store, test),
                                       ("prospective", prospective_store, prospective)):
-        for model_name, model_dir in models.items():
-            preds = _scores(model_dir, store, table)
-            groups = table["patient_id"].to_numpy()
-            for name in PHENOTYPES:
-                y = table[name].to_numpy()
-                est, lo, hi = bootstrap_ci(auroc, y, preds[name].to_numpy(), groups, seed=seed)
-                rows.append((cohort_name, model_name, name, "AUROC", est, lo, hi, int(np.nansum(y))))
-            for name in REGRESSION:
-                y = table[name].to_numpy()
-                est, lo, hi = bootstrap_ci(mae, y, preds[name].to_numpy(), groups, seed=seed)
-                rows.append((cohort_name, model_name, name, "MAE", est, lo, hi, len(y)))
+        preds = {name: _scores(model_dir, store, table) for name, model_dir in models.items()}
+        groups = table["patient_id"].to_numpy()
+        for target, metric_name, metric in [(p, "AUROC", auroc) for p in PHENOTYPES] + [
+                (r, "MAE", mae) for r in REGRESSION]:
+            y = table[target].to_numpy()
+            count = int(np.nansum(y)) if metric_name == "AUROC" else len(y)
+            for model_name, pred in preds.items():
+                est, lo, hi = bootstrap_ci(metric, y, pred[target].to_numpy(), groups, seed=seed)
+                rows.append((cohort_name, model_name, target, metric_name, est, lo, hi, count))
+            tuned = preds[FINE_TUNED][target].to_numpy()
+            for other in (FROM_SCRATCH, PRETRAINED):
+                est, lo, hi = paired_difference_ci(metric, y, tuned, preds[other][target].to_numpy(), groups,
+                                                   seed=seed)
+                comparisons.append((cohort_name, f"fine-tuned minus {other}", target, metric_name, est, lo, hi))
     metrics = pd.DataFrame(rows, columns=["cohort", "model", "target", "metric", "estimate", "ci_low", "ci_high",
                                           "n_or_positives"])
-    metrics.to_csv(out / "transfer_metrics.csv", index=False)
-    return metrics
+    differences = pd.DataFrame(comparisons, columns=["cohort", "comparison", "target", "metric", "difference",
+                                                     "ci_low", "ci_high"])
+    write_text(out / "transfer_metrics.csv", metrics.to_csv(index=False))
+    write_text(out / "transfer_differences.csv", differences.to_csv(index=False))
+    return metrics, differences

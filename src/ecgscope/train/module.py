@@ -130,6 +130,30 @@ def masked_multitask_loss(outputs: torch.Tensor, targets: torch.Tensor, spec: Ta
     return torch.stack(present).mean()
 
 
+def validation_metrics(spec: TaskSpec, outputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """``val/mae_NAME`` (in the target's units) per regression and ``val/auroc_NAME`` per binary target,
+    from head outputs and encoded targets; missing labels are skipped, an undefined AUROC is left out."""
+    from ecgscope.evaluate import auroc
+
+    decoded, metrics = spec.decode(outputs), {}
+    for t, name in enumerate(spec.regression):
+        y = targets[:, t] * spec.std[name] + spec.mean[name]
+        seen = np.isfinite(y)
+        if seen.any():
+            metrics[f"val/mae_{name}"] = float(np.abs(decoded[name][seen] - y[seen]).mean())
+    for t, name in enumerate(spec.binary, start=len(spec.regression)):
+        seen = np.isfinite(targets[:, t])
+        value = auroc(targets[seen, t], decoded[name][seen]) if seen.any() else float("nan")
+        if np.isfinite(value):
+            metrics[f"val/auroc_{name}"] = value
+    return metrics
+
+
+def monitor_mode(monitor: str) -> str:
+    """Whether a monitored validation metric improves by going down ("min") or up ("max", for AUROC)."""
+    return "max" if monitor.startswith("val/auroc_") else "min"
+
+
 class MultiTaskModule(L.LightningModule):
     """Wraps any registry model whose head has ``len(spec.names)`` outputs."""
 
@@ -149,9 +173,21 @@ class MultiTaskModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_outputs, self._val_targets = [], []
+
     def validation_step(self, batch, _):
         x, y = batch
-        self.log("val/loss", masked_multitask_loss(self(x), y, self.spec), prog_bar=True)
+        outputs = self(x)
+        self.log("val/loss", masked_multitask_loss(outputs, y, self.spec), prog_bar=True)
+        self._val_outputs.append(outputs.detach().float().cpu())
+        self._val_targets.append(y.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self._val_outputs:  # per-target metrics over the whole validation set, for monitoring
+            outputs, targets = torch.cat(self._val_outputs).numpy(), torch.cat(self._val_targets).numpy()
+            for name, value in validation_metrics(self.spec, outputs, targets).items():
+                self.log(name, value)
 
     def predict_step(self, batch, _):
         return self(batch[0]).float()
@@ -188,15 +224,16 @@ def _loader(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool,
 
 
 class RestoreBestWeights(L.Callback):
-    """Remember the weights of the epoch with the lowest ``monitor`` and load them when training ends."""
+    """Remember the weights of the epoch with the best ``monitor`` and load them when training ends."""
 
     def __init__(self, monitor: str = "val/loss"):
         self.monitor, self.best, self.state = monitor, float("inf"), None
+        self.sign = -1.0 if monitor_mode(monitor) == "max" else 1.0  # best is the lowest sign * value
 
     def on_validation_end(self, trainer, pl_module) -> None:
         value = trainer.callback_metrics.get(self.monitor)
-        if value is not None and not trainer.sanity_checking and float(value) < self.best:
-            self.best = float(value)
+        if value is not None and not trainer.sanity_checking and self.sign * float(value) < self.best:
+            self.best = self.sign * float(value)
             self.state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
 
     def on_fit_end(self, trainer, pl_module) -> None:

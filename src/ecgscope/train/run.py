@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from ecgscope.cohort import CohortError, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
+from ecgscope.io import write_text
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, save_model
@@ -36,6 +37,7 @@ from ecgscope.train.module import (
     RestoreBestWeights,
     RngState,
     TaskSpec,
+    monitor_mode,
     predict_batches,
     quiet_lightning,
     seeded_model,
@@ -63,7 +65,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         raise ConfigError(f"{saved} differs from the configuration given: resume with the same one")
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
-    saved.write_text(text)
+    write_text(saved, text)
 
     store = Store(cfg.data.store)
     cohort = load_table(cfg.data.cohort)
@@ -110,9 +112,10 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
     # the very end, and a killed run could not resume
     hooks = [*extra, ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RestoreBestWeights("val/loss"), RngState(), *(callbacks or [])]
+             RestoreBestWeights(cfg.train.monitor), RngState(), *(callbacks or [])]
     if cfg.train.patience:
-        hooks.append(EarlyStopping("val/loss", patience=cfg.train.patience))
+        hooks.append(EarlyStopping(cfg.train.monitor, mode=monitor_mode(cfg.train.monitor),
+                                   patience=cfg.train.patience))
     accelerator, precision = select_device()
     trainer = L.Trainer(max_epochs=cfg.train.max_epochs, accelerator=accelerator, devices=1, precision=precision,
                         deterministic=True, callbacks=hooks, logger=CSVLogger(out, name="logs", version=0),
@@ -133,6 +136,6 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
                         f"{k}_interval_coverage": float(np.mean((y >= lo) & (y <= hi)))}
         for k in cfg.data.binary:
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
-    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return save_model(out / "model", module.model, architecture, spec, pipeline, model_kwargs=kwargs,
                       metrics=metrics, conformal=conformal, data=f"{cfg.data.cohort} ({len(data['train'])} train)")
