@@ -12,8 +12,9 @@ the models "within 1 % of the best" — here: whose mean AUROC over the two phen
 best model's. The script prints that verdict.
 
 A full run (20,000 ECGs, every model) takes hours on 2 CPU cores, so work is kept: the cohort and store are
-built once in ``--workdir`` and each model's row is appended to ``results.csv`` as it finishes; a re-run
-skips models already there (``--rerun`` trains them again).
+built once in ``--workdir``, and each model's row is written to ``--results`` (default
+``benchmarks/results/models_ukb_N.csv``, kept in git) as it finishes; a re-run skips models already there
+(``--rerun`` trains them again). The simulated cohort is seeded, so rows from different runs share it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--models", default=DEFAULT_MODELS)
     parser.add_argument("--workdir", type=Path, default=Path("runs/models_benchmark"))
+    parser.add_argument("--results", type=Path, default=None,
+                        help="CSV of finished rows (default: benchmarks/results/models_ukb_N.csv)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--rerun", action="store_true", help="train models already in results.csv again")
     parser.add_argument("--speed-only", action="store_true",
@@ -67,7 +70,8 @@ def main() -> None:
     spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
     y = spec.encode(targets)
 
-    results_csv = work / "results.csv"
+    results_csv = args.results or Path(__file__).parent / "results" / f"models_ukb_{args.n}.csv"
+    results_csv.parent.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(results_csv) if results_csv.exists() else pd.DataFrame(columns=COLUMNS)
     if "oracle" not in set(done.model):
         done = _append(results_csv, done, _oracle_row(work, pairs, tr, te, args))

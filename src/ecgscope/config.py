@@ -40,7 +40,7 @@ class AugmentConfig(_Strict):
 
 #: The architecture used when none is named: fast on a CPU, within reach of the big models' accuracy
 #: (benchmarks/models_benchmark.py measures both).
-DEFAULT_MODEL = "compact_cnn"
+DEFAULT_MODEL = "net1d_small"
 
 
 class ModelConfig(_Strict):

@@ -1,8 +1,9 @@
 """ECG model architectures in a registry: ``create_model(name, **kwargs)``, ``list_models(pattern)``.
 
-Families (one module each, registered explicitly below): ``compact`` (the fast CPU default), ``resnet1d``
-(CODE style), ``xresnet1d`` and ``inception1d`` (the PTB-XL benchmark's best), ``net1d`` (ECGFounder's
-architecture, with an adapter for its published checkpoint). Every model has ``forward_features``,
+Families (one module each, registered explicitly below): ``compact`` (a plain residual baseline),
+``resnet1d`` (CODE style), ``xresnet1d`` and ``inception1d`` (the PTB-XL benchmark's best), ``net1d``
+(ECGFounder's architecture, with an adapter for its published checkpoint, and ``net1d_small``, the CPU
+default). Every model has ``forward_features``,
 ``forward_head``, ``reset_head(n)``, ``num_features`` and a ``pretrained_cfg`` input contract.
 """
 

@@ -30,6 +30,7 @@ PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
 PRETRAINED = "pretrained only (ukb)"
 FROM_SCRATCH = "from scratch (hospital)"
 FINE_TUNED = "fine-tuned (ukb -> hospital)"
+LEARNING_RATES = (1e-3, 3e-3)  # the grid each arm chooses from on validation
 
 
 def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[float, float, float],
@@ -49,6 +50,12 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
 def _scores(model_dir: Path, store: Path, table: pd.DataFrame) -> pd.DataFrame:
     preds = predict_store(model_dir, store, rows=table["ecg_row"].to_numpy(), progress=False)
     return preds.assign(patient_id=table["patient_id"].to_numpy())
+
+
+def _best_val_loss(run_dir: Path) -> float:
+    """The lowest validation loss a training run logged (the epoch its saved model comes from)."""
+    logged = pd.read_csv(run_dir / "logs" / "version_0" / "metrics.csv")
+    return float(logged["val/loss"].min())
 
 
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
@@ -73,14 +80,21 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
             "out": str(out / name), "data": data,
             "model": {"name": architecture}, "train": {"max_epochs": epochs, "seed": seed, **train}})
 
-    for name in ("from_scratch", "fine_tuned"):  # a demo re-run starts these runs afresh
-        shutil.rmtree(out / name, ignore_errors=True)
-    models = {
-        PRETRAINED: Path(pretrained),
-        FROM_SCRATCH: train_from_config(config("from_scratch"), progress=progress),
-        FINE_TUNED: train_from_config(config("fine_tuned", lr=1e-3, finetune={"mode": "full"}),
-                                      progress=progress, init_from=pretrained),
-    }
+    # Each arm picks its learning rate on the hospital validation patients, never on test: the same small grid
+    # for both, so neither gets more tuning than the other.
+    chosen = {}
+    for arm, init in (("from_scratch", None), ("fine_tuned", Path(pretrained))):
+        runs = {}
+        for lr in LEARNING_RATES:
+            name = f"{arm}_lr{lr:g}"
+            shutil.rmtree(out / name, ignore_errors=True)  # a demo re-run starts these runs afresh
+            extra = {"finetune": {"mode": "full"}} if init else {}
+            runs[lr] = train_from_config(config(name, lr=lr, **extra), progress=progress, init_from=init)
+        best = min(runs, key=lambda lr: _best_val_loss(runs[lr].parent))
+        chosen[arm] = (best, runs[best])
+    write_text(out / "learning_rates.json", json.dumps({arm: lr for arm, (lr, _) in chosen.items()}) + "\n")
+    models = {PRETRAINED: Path(pretrained), FROM_SCRATCH: chosen["from_scratch"][1],
+              FINE_TUNED: chosen["fine_tuned"][1]}
     test = hospital[hospital["split"] == "test"].reset_index(drop=True)
     rows, comparisons = [], []
     for cohort_name, store, table in (("hospital test", hospital_store, test),

@@ -264,6 +264,8 @@ def quiet_lightning() -> None:
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # losses are logged per epoch, so a small cohort's few batches per epoch lose nothing
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def fit_multitask(model: nn.Module, spec: TaskSpec, x_train: np.ndarray, y_train: np.ndarray,
