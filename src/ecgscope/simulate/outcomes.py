@@ -22,9 +22,8 @@ OTHER_LOG_HR = {"rvef_per_10_lower": 0.25, "age_per_12y": 0.75, "ckd": 0.35}
 DIASTOLIC_HIGH_RISK_SCORE = 1.0
 
 
-def draw_outcomes(state: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> pd.DataFrame:
-    """Draw follow-up time and event (0 censored, 1 heart-failure death, 2 other death) per subject."""
-    n = len(state)
+def cause_specific_hazards(state: pd.DataFrame, preset: Preset) -> tuple[np.ndarray, np.ndarray]:
+    """Each subject's yearly hazard of heart-failure death and of other death (constant in time)."""
     rv = (60.0 - state["rvef"].to_numpy()) / 10.0
     age = (state["age"].to_numpy() - 60.0) / 12.0
     ckd = state["ckd"].to_numpy().astype(float)
@@ -33,8 +32,23 @@ def draw_outcomes(state: pd.DataFrame, preset: Preset, rng: np.random.Generator)
     log_hf = (HF_LOG_HR["rvef_per_10_lower"] * rv + HF_LOG_HR["diastolic_score"] * dia
               + HF_LOG_HR["age_per_12y"] * age + HF_LOG_HR["ckd"] * ckd + HF_LOG_HR["lvef_below_40"] * lv)
     log_other = OTHER_LOG_HR["rvef_per_10_lower"] * rv + OTHER_LOG_HR["age_per_12y"] * age + OTHER_LOG_HR["ckd"] * ckd
-    t_hf = rng.exponential(1.0 / (preset.hf_hazard * np.exp(log_hf)))
-    t_other = rng.exponential(1.0 / (preset.other_hazard * np.exp(log_other)))
+    return preset.hf_hazard * np.exp(log_hf), preset.other_hazard * np.exp(log_other)
+
+
+def true_cumulative_incidence(state: pd.DataFrame, preset: Preset, horizon: float, cause: int = 1) -> np.ndarray:
+    """Each subject's true probability of dying of ``cause`` (1 HF, 2 other) by ``horizon`` years, with the
+    other cause competing and no censoring: h_c / (h_1 + h_2) * (1 - exp(-(h_1 + h_2) t))."""
+    hf, other = cause_specific_hazards(state, preset)
+    total = hf + other
+    return (hf if cause == 1 else other) / total * (1 - np.exp(-total * horizon))
+
+
+def draw_outcomes(state: pd.DataFrame, preset: Preset, rng: np.random.Generator) -> pd.DataFrame:
+    """Draw follow-up time and event (0 censored, 1 heart-failure death, 2 other death) per subject."""
+    n = len(state)
+    hf, other = cause_specific_hazards(state, preset)
+    t_hf = rng.exponential(1.0 / hf)
+    t_other = rng.exponential(1.0 / other)
     lo, hi = preset.followup_years
     t_admin = rng.uniform(lo, hi, n)
     t_loss = rng.exponential(1.0 / max(preset.yearly_loss_to_followup, 1e-9), n)

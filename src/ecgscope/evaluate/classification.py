@@ -1,0 +1,154 @@
+"""Binary classification: discrimination, operating points, calibration, DeLong's test, decision curves.
+
+Scores are probabilities where calibration or net benefit is asked for, and any monotone score elsewhere.
+Point metrics are scikit-learn's; DeLong's test and the calibration intercept are written here because no
+well-kept Python library provides them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, special, stats
+from sklearn.calibration import calibration_curve
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_curve
+
+from ecgscope.evaluate.metrics import auroc
+
+
+def auprc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve (average precision); NaN with one class only."""
+    y_true = np.asarray(y_true).astype(bool)
+    if y_true.all() or not y_true.any():
+        return float("nan")
+    return float(average_precision_score(y_true, score))
+
+
+def brier(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Mean squared error of predicted probabilities."""
+    return float(brier_score_loss(np.asarray(y_true).astype(int), np.clip(prob, 0, 1)))
+
+
+def choose_threshold(y_true: np.ndarray, score: np.ndarray, rule: str = "youden") -> float:
+    """The score threshold of a named operating point: ``youden`` (max sensitivity + specificity - 1),
+    ``sensitivity:0.9`` / ``specificity:0.9`` (the first threshold reaching it), or ``threshold:0.5``."""
+    kind, _, value = rule.partition(":")
+    if kind == "threshold":
+        return float(value)
+    fpr, tpr, thresholds = roc_curve(np.asarray(y_true).astype(int), score)
+    thresholds = np.minimum(thresholds, np.nextafter(np.inf, 0))  # sklearn's first threshold is +inf
+    if kind == "youden":
+        return float(thresholds[np.argmax(tpr - fpr)])
+    if kind == "sensitivity":
+        return float(thresholds[np.argmax(tpr >= float(value))])
+    if kind == "specificity":
+        ok = np.flatnonzero(1 - fpr >= float(value))
+        return float(thresholds[ok[-1]])
+    raise ValueError(f"unknown operating point {rule!r}: use youden, sensitivity:X, specificity:X or threshold:X")
+
+
+def threshold_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
+    """Sensitivity, specificity, PPV and NPV of ``score >= threshold`` (NaN where a denominator is 0)."""
+    y, positive = np.asarray(y_true).astype(bool), np.asarray(score) >= threshold
+    tp, fp = np.sum(positive & y), np.sum(positive & ~y)
+    fn, tn = np.sum(~positive & y), np.sum(~positive & ~y)
+
+    def ratio(a: int, b: int) -> float:
+        return float(a / b) if b else float("nan")
+
+    return {"sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
+            "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn)}
+
+
+def _logit(prob: np.ndarray) -> np.ndarray:
+    return special.logit(np.clip(np.asarray(prob, float), 1e-6, 1 - 1e-6))
+
+
+def calibration_intercept(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Calibration-in-the-large: the intercept of a logistic model with logit(prob) as offset (0 is ideal)."""
+    y, offset = np.asarray(y_true, float), _logit(prob)
+    return float(optimize.brentq(lambda a: np.sum(y - special.expit(a + offset)), -20, 20))
+
+
+def calibration_slope(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """Slope of y on logit(prob) in an unpenalised logistic model (1 is ideal; < 1 means too extreme)."""
+    model = LogisticRegression(C=np.inf, max_iter=1000).fit(_logit(prob)[:, None], np.asarray(y_true).astype(int))
+    return float(model.coef_[0, 0])
+
+
+def calibration_table(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Observed event rate against mean predicted probability in quantile bins (a calibration curve)."""
+    observed, predicted = calibration_curve(np.asarray(y_true).astype(int), prob, n_bins=n_bins, strategy="quantile")
+    return pd.DataFrame({"predicted": predicted, "observed": observed})
+
+
+def _midrank_components(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's structural components: per positive, the share of negatives it outranks, and per negative,
+    the share of positives that outrank it (ties count one half)."""
+    pos, neg = score[y], score[~y]
+    m, n = len(pos), len(neg)
+    rank_all = stats.rankdata(np.concatenate([pos, neg]))
+    v10 = (rank_all[:m] - stats.rankdata(pos)) / n
+    v01 = 1 - (rank_all[m:] - stats.rankdata(neg)) / m
+    return v10, v01
+
+
+def delong_test(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
+    """DeLong's test for two correlated AUROCs on the same patients (one row per patient).
+
+    Returns both AUROCs, their difference (a - b) with its standard error and 95 % CI, z and the two-sided p.
+    """
+    y = np.asarray(y_true).astype(bool)
+    if y.all() or not y.any():
+        raise ValueError("DeLong's test needs both classes")
+    comps = [_midrank_components(y, np.asarray(s, float)) for s in (score_a, score_b)]
+    v10 = np.stack([c[0] for c in comps])
+    v01 = np.stack([c[1] for c in comps])
+    cov = np.cov(v10) / v10.shape[1] + np.cov(v01) / v01.shape[1]
+    auc_a, auc_b = v10.mean(axis=1)
+    diff = auc_a - auc_b
+    se = float(np.sqrt(max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 0.0)))
+    z = diff / se if se > 0 else 0.0
+    return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "difference": float(diff), "se": se,
+            "ci_low": float(diff - 1.959964 * se), "ci_high": float(diff + 1.959964 * se), "z": float(z),
+            "p": float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0}
+
+
+def net_benefit(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray | None = None) -> pd.DataFrame:
+    """Decision curve: net benefit of treating when ``prob >= t``, of treating all and of treating none."""
+    y = np.asarray(y_true).astype(bool)
+    prob = np.asarray(prob, float)
+    thresholds = np.linspace(0.01, 0.5, 50) if thresholds is None else np.asarray(thresholds, float)
+    n, prevalence = len(y), y.mean()
+    rows = []
+    for t in thresholds:
+        treat = prob >= t
+        odds = t / (1 - t)
+        model = np.sum(treat & y) / n - np.sum(treat & ~y) / n * odds
+        rows.append((t, model, prevalence - (1 - prevalence) * odds, 0.0))
+    return pd.DataFrame(rows, columns=["threshold", "model", "treat_all", "treat_none"])
+
+
+def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 200,
+             seed: int = 0, grid: np.ndarray | None = None) -> pd.DataFrame:
+    """ROC curve on a false-positive-rate grid with a patient-bootstrap 95 % band for the true-positive rate."""
+    from ecgscope.evaluate.metrics import _patient_rows
+
+    y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
+    grid = np.linspace(0, 1, 101) if grid is None else grid
+
+    def curve(yy: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        fpr, tpr, _ = roc_curve(yy, ss)
+        return np.interp(grid, fpr, tpr)
+
+    rows_of = _patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n_boot):
+        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        if 0 < y[pick].sum() < len(pick):
+            curves.append(curve(y[pick], score[pick]))
+    lo, hi = np.quantile(curves, [0.025, 0.975], axis=0) if curves else (np.nan * grid, np.nan * grid)
+    return pd.DataFrame({"fpr": grid, "tpr": curve(y, score), "tpr_low": lo, "tpr_high": hi,
+                         "auroc": auroc(y, score)})

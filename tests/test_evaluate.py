@@ -1,0 +1,160 @@
+"""Evaluation metrics checked against reference implementations and known values."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from ecgscope.evaluate import (
+    age_bands,
+    auroc,
+    bland_altman,
+    bootstrap_ci,
+    brier,
+    calibration_intercept,
+    calibration_slope,
+    choose_threshold,
+    concordance_correlation,
+    delong_test,
+    evaluate_table,
+    idi,
+    mae,
+    net_benefit,
+    nri_categorical,
+    nri_continuous,
+    roc_band,
+    threshold_metrics,
+)
+
+
+def _binary(rng, n=400, shift=1.0):
+    y = rng.integers(0, 2, n)
+    score = rng.normal(size=n) + shift * y
+    return y, score, 1 / (1 + np.exp(-(score - shift / 2) * shift))
+
+
+def test_auroc_and_brier_equal_scikit_learn():
+    y, score, prob = _binary(np.random.default_rng(0))
+    assert auroc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+    tied = np.round(score)  # many ties: mid-ranks must agree with sklearn's trapezoids
+    assert auroc(y, tied) == pytest.approx(roc_auc_score(y, tied), abs=1e-12)
+    assert brier(y, prob) == brier_score_loss(y, prob)
+
+
+def test_operating_points_do_what_they_say():
+    y, score, _ = _binary(np.random.default_rng(1))
+    at90 = threshold_metrics(y, score, choose_threshold(y, score, "sensitivity:0.9"))
+    assert at90["sensitivity"] >= 0.9
+    spec = threshold_metrics(y, score, choose_threshold(y, score, "specificity:0.8"))
+    assert spec["specificity"] >= 0.8
+    youden = choose_threshold(y, score, "youden")
+    j = {t: sum(threshold_metrics(y, score, t)[k] for k in ("sensitivity", "specificity")) for t in score}
+    assert sum(threshold_metrics(y, score, youden)[k] for k in ("sensitivity", "specificity")) == max(j.values())
+    assert choose_threshold(y, score, "threshold:0.3") == 0.3
+    with pytest.raises(ValueError, match="unknown operating point"):
+        choose_threshold(y, score, "best")
+
+
+def test_calibration_of_calibrated_and_overconfident_probabilities():
+    rng = np.random.default_rng(2)
+    prob = rng.uniform(0.05, 0.95, 20000)
+    y = rng.uniform(size=prob.size) < prob  # calibrated by construction
+    assert calibration_intercept(y, prob) == pytest.approx(0, abs=0.05)
+    assert calibration_slope(y, prob) == pytest.approx(1, abs=0.05)
+    logit = np.log(prob / (1 - prob))
+    overconfident = 1 / (1 + np.exp(-2 * logit))
+    assert calibration_slope(y, overconfident) == pytest.approx(0.5, abs=0.05)
+
+
+def test_delong_matches_sklearn_auroc_and_its_variance_matches_the_bootstrap():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500)
+    shared = rng.normal(size=500)
+    a = y + shared + 0.5 * rng.normal(size=500)
+    b = 0.6 * y + shared + 0.5 * rng.normal(size=500)
+    result = delong_test(y, a, b)
+    assert result["auroc_a"] == pytest.approx(roc_auc_score(y, a))
+    assert result["auroc_b"] == pytest.approx(roc_auc_score(y, b))
+    diffs = []
+    for _ in range(400):
+        pick = rng.integers(0, 500, 500)
+        diffs.append(roc_auc_score(y[pick], a[pick]) - roc_auc_score(y[pick], b[pick]))
+    assert result["se"] == pytest.approx(np.std(diffs), rel=0.15)
+    assert result["p"] < 0.05 and result["ci_low"] > 0
+    same = delong_test(y, a, a)
+    assert same["difference"] == 0 and same["p"] == 1.0
+
+
+def test_agreement_metrics_on_known_data():
+    y = np.array([10.0, 20, 30, 40])
+    assert concordance_correlation(y, y) == pytest.approx(1)
+    assert concordance_correlation(y, y + 5) < 1  # correlated perfectly, but off the identity line
+    ba = bland_altman(y, y + np.array([1.0, -1, 1, -1]) + 2)
+    assert ba["bias"] == pytest.approx(2)
+    assert ba["loa_high"] - ba["bias"] == pytest.approx(1.96 * np.std([1, -1, 1, -1], ddof=1))
+    assert stats.pearsonr(y, 2 * y)[0] == pytest.approx(1)
+
+
+def test_reclassification_counts_moves_in_the_right_direction():
+    y = np.array([1, 1, 0, 0])
+    old = np.array([0.1, 0.3, 0.3, 0.1])
+    new = np.array([0.3, 0.3, 0.1, 0.1])  # one event moves up, one non-event moves down
+    cat = nri_categorical(y, old, new, [0.2])
+    assert cat == {"nri": 1.0, "nri_events": 0.5, "nri_nonevents": 0.5}
+    assert nri_continuous(y, old, new)["nri"] == 1.0
+    assert idi(y, old, new) == pytest.approx((0.3 - 0.1) - (0.2 - 0.2))
+    assert nri_continuous(y, new, old)["nri"] == -1.0
+
+
+def test_net_benefit_of_treat_all_and_a_perfect_model():
+    y = np.array([1] * 20 + [0] * 80)
+    curve = net_benefit(y, y.astype(float), thresholds=np.array([0.1, 0.2]))
+    assert curve.model.tolist() == pytest.approx([0.2, 0.2])  # no false positives: the whole prevalence
+    assert curve.treat_all.tolist() == pytest.approx([0.2 - 0.8 / 9, 0.2 - 0.8 * 0.25])
+
+
+def test_bootstrap_intervals_cover_a_known_value_at_about_the_nominal_rate():
+    rng = np.random.default_rng(4)
+    true_auc = stats.norm.cdf(1 / np.sqrt(2))  # binormal, unit shift
+    hits_auc, hits_mae = [], []
+    for rep in range(100):
+        y = np.r_[np.ones(150), np.zeros(150)]
+        score = rng.normal(size=300) + y
+        _, lo, hi = bootstrap_ci(auroc, y, score, n_boot=200, seed=rep)
+        hits_auc.append(lo <= true_auc <= hi)
+        err = rng.normal(size=300)
+        _, lo, hi = bootstrap_ci(mae, np.zeros(300), err, n_boot=200, seed=rep)
+        hits_mae.append(lo <= np.sqrt(2 / np.pi) <= hi)
+    assert 0.88 <= np.mean(hits_auc) <= 0.99
+    assert 0.88 <= np.mean(hits_mae) <= 0.99
+
+
+def test_evaluate_table_has_every_metric_overall_and_by_subgroup():
+    rng = np.random.default_rng(5)
+    n = 300
+    y, score, prob = _binary(rng, n)
+    frame = pd.DataFrame({"patient_id": np.arange(n), "sex": rng.choice(["F", "M"], n),
+                          "age": rng.uniform(30, 90, n), "dys_true": y, "dys_pred": prob,
+                          "ef_true": rng.normal(50, 8, n)})
+    frame["ef_pred"] = frame.ef_true + rng.normal(0, 4, n)
+    frame.loc[:9, "ef_true"] = np.nan  # ragged labels are skipped, not fatal
+    frame["age_band"] = age_bands(frame.age)
+    table = evaluate_table(frame, {"dys": "binary", "ef": "regression"}, ["sex", "age_band"], n_boot=50)
+    overall = table[(table.subgroup == "all")].set_index(["target", "metric"])
+    assert overall.loc[("dys", "AUROC"), "estimate"] == pytest.approx(roc_auc_score(y, prob))
+    assert {"AUPRC", "Brier", "sensitivity", "specificity", "PPV", "NPV", "calibration slope",
+            "threshold"} <= set(overall.loc["dys"].index)
+    assert {"MAE", "RMSE", "R2", "Pearson r", "CCC", "bias", "LoA low", "LoA high"} <= set(overall.loc["ef"].index)
+    assert overall.loc[("ef", "MAE"), "n"] == n - 10
+    levels = table[(table.subgroup == "age_band") & (table.metric == "AUROC")].level
+    assert set(levels) == {"<50", "50-64", "65-74", "75+"}
+    row = overall.loc[("dys", "AUROC")]
+    assert row.ci_low < row.estimate < row.ci_high
+
+
+def test_roc_band_contains_the_curve():
+    y, score, _ = _binary(np.random.default_rng(6))
+    band = roc_band(y, score, n_boot=50)
+    assert (band.tpr_low <= band.tpr + 1e-9).all() and (band.tpr <= band.tpr_high + 1e-9).all()
+    assert band.auroc.iloc[0] == pytest.approx(roc_auc_score(y, score))
