@@ -1,10 +1,13 @@
+import base64
 import json
+from html.parser import HTMLParser
 
 import pandas as pd
 import wfdb
 from typer.testing import CliRunner
 
 from ecgscope.cli import app
+from ecgscope.report.html import format_number
 from ecgscope.studies.demo import run_demo
 
 runner = CliRunner()
@@ -39,7 +42,7 @@ def test_presets_command_lists_every_preset():
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False,
-                      n_hospital=150, n_prospective=40)
+                      n_hospital=150, n_prospective=40, n_survival=300, n_boot=20)
     m = result.metrics
     t = result.transfer
     assert set(t.cohort) == {"hospital test", "prospective"} and len(set(t.model)) == 3
@@ -73,3 +76,46 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     assert (table.rvef_lower < table.rvef).all() and (table.rvef < table.rvef_upper).all()
     assert table.rv_dysfunction.between(0, 1).all() and (table.rvedvi_std > 0).all()
     assert runner.invoke(app, ["export", str(tmp_path / "demo" / "model"), "--onnx"]).exit_code == 0
+    _check_report(tmp_path / "demo")
+
+
+class _Images(HTMLParser):
+    """Collects every <img> source and every heading of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sources, self.headings, self._in_heading = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src", ""))
+        self._in_heading = tag in ("h1", "h2", "h3")
+
+    def handle_data(self, data):
+        if self._in_heading:
+            self.headings.append(data)
+            self._in_heading = False
+
+
+def _check_report(run):
+    """The demo's report opens offline: every figure embedded as PNG, every section present, numbers beside."""
+    page = (run / "report.html").read_text()
+    parser = _Images()
+    parser.feed(page)
+    assert len(parser.sources) >= 12
+    for src in parser.sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    headings = " | ".join(parser.headings)
+    for section in ("Headline results", "Table 1", "ukb test", "hospital test", "prospective",
+                    "Survival by predicted RVEF", "Survival by true RVEF", "Taking the model to a new hospital",
+                    "Model card", "Against the baseline model", "Event rate of cause 1"):
+        assert section in headings, section
+    assert "does not replace imaging" in page
+    numbers = json.loads((run / "report.json").read_text())
+    measures = {row["measure"]: row for row in numbers["headline"]}
+    hr = measures["Cox HR per 10 % lower predicted RVEF (death)"]
+    assert hr["published"] == 1.4 and hr["ci_low"] <= hr["estimate"] <= hr["ci_high"]
+    assert f">{format_number(hr['estimate'])} [{format_number(hr['ci_low'])}, {format_number(hr['ci_high'])}]<" in page
+    assert len(numbers["evaluations"]) == 3 and len(numbers["survival"]) == 2

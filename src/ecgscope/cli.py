@@ -99,7 +99,9 @@ def demo(
         differences.add_row(r.cohort, r.comparison, r.target, r.metric,
                             f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]")
     console.print(differences)
-    console.print(f"[green]report:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
+    console.print(f"[green bold]study report:[/] [bold]{result.report}[/] (every number: "
+                  f"{result.report.with_suffix('.json')})")
+    console.print(f"[green]outputs:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
                   f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "
                   f"{result.out / 'transfer' / 'transfer_metrics.csv'}")
@@ -255,6 +257,101 @@ def predict(
         _fail(exc)
     write_parquet(table, out)
     console.print(f"[green]wrote[/] {len(table):,} predictions ({', '.join(table.columns[2:])}) to [bold]{out}[/]")
+
+
+@app.command()
+def evaluate(
+    predictions: Annotated[Path, typer.Argument(help="predictions (Parquet/CSV), e.g. from ecgscope predict")],
+    out: Annotated[Path, typer.Option(help="folder for the tables")],
+    labels: Annotated[Path | None, typer.Option(help="measured values per ecg_id (Parquet/CSV); omit when the "
+                                                     "predictions already hold NAME_true / NAME_pred")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="target to evaluate (repeat; default: all shared)")] = None,
+    subgroup: Annotated[list[str] | None, typer.Option(help="column to split by (repeat), e.g. sex")] = None,
+    age_bands: Annotated[bool, typer.Option(help="add an age_band subgroup (<50, 50-64, 65-74, 75+)")] = True,
+    operating_point: Annotated[str, typer.Option(help="youden, sensitivity:0.9, specificity:0.9, threshold:0.5")]
+    = "youden",
+    baseline: Annotated[Path | None, typer.Option(help="a second model's predictions: DeLong, NRI, IDI")] = None,
+    n_boot: Annotated[int, typer.Option(help="patient bootstrap resamples for the CIs")] = 500,
+    title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
+) -> None:
+    """Metrics with patient-bootstrap CIs, overall and by subgroup, and the curves behind the figures."""
+    from ecgscope.cohort import load_table
+    from ecgscope.evaluate import age_bands as bands
+    from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation
+
+    try:
+        frame = prediction_frame(load_table(predictions), load_table(labels) if labels else None, target)
+        groups = list(subgroup or [])
+        if age_bands and "age" in frame.columns and frame["age"].notna().any():
+            frame["age_band"] = bands(frame["age"])
+            groups.append("age_band")
+        missing = [g for g in groups if g not in frame.columns]
+        if missing:
+            raise ValueError(f"subgroup column(s) {missing} not found; columns: {list(frame.columns)}")
+        base = prediction_frame(load_table(baseline), load_table(labels) if labels else None, target) \
+            if baseline else None
+        if base is not None:
+            base = frame[["ecg_id"]].merge(base, on="ecg_id", how="left")
+        metrics = run_evaluation(frame, out, subgroups=groups, baseline=base, operating_point=operating_point,
+                                 n_boot=n_boot, title=title)
+    except (EcgscopeError, OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    overall = metrics[(metrics.subgroup == "all") & metrics.metric.isin(["AUROC", "MAE", "R2", "Brier"])]
+    table = Table("target", "metric", "estimate [95% CI]", "n", title="Overall (patient-bootstrap CIs)")
+    for r in overall.itertuples():
+        table.add_row(r.target, r.metric, f"{r.estimate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", str(r.n))
+    console.print(table)
+    console.print(f"[green]wrote[/] {len(metrics):,} metric rows and curves to [bold]{out}[/]")
+
+
+@app.command()
+def survival(
+    predictions: Annotated[Path, typer.Argument(help="predictions with ecg_id, patient_id, acquired_at")],
+    outcomes: Annotated[Path, typer.Option(help="follow-up per patient (Parquet/CSV; see README)")],
+    predictor: Annotated[str, typer.Option(help="prediction column to analyse, e.g. rvef")],
+    out: Annotated[Path, typer.Option(help="folder for the tables")],
+    per: Annotated[float, typer.Option(help="HR per this change of the predictor (-10: per 10 decrease)")] = 1.0,
+    covariate: Annotated[list[str] | None, typer.Option(help="adjust for this column (repeat)")] = None,
+    lower_is_riskier: Annotated[bool, typer.Option(help="lower values mean more risk (as for RVEF)")] = False,
+    threshold: Annotated[list[float] | None, typer.Option(help="risk group cut on the predictor (repeat)")] = None,
+    horizon: Annotated[float, typer.Option(help="years at which to report event rates")] = 4.0,
+    cause: Annotated[int, typer.Option(help="event code of the cause of interest (others compete)")] = 1,
+    title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
+) -> None:
+    """Cox HR per unit, Fine-Gray, Kaplan-Meier, cumulative incidence, concordance and risk groups."""
+    from ecgscope.cohort import load_table
+    from ecgscope.survival.analysis import run_survival, survival_frame
+
+    try:
+        frame = survival_frame(load_table(predictions), outcomes)
+        summary = run_survival(frame, out, predictor, per=per, covariates=list(covariate or []),
+                               higher_is_riskier=not lower_is_riskier, thresholds=threshold, horizon=horizon,
+                               cause=cause, title=title)
+    except (EcgscopeError, OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    cox = summary["cox_any_unadjusted"]
+    console.print(f"Cox HR (any death) per {per:g} of {predictor}: {cox['hr']:.2f} [{cox['ci_low']:.2f}, "
+                  f"{cox['ci_high']:.2f}], p = {cox['p']:.3g}; Harrell C {summary['harrell_c_any']:.3f}, "
+                  f"Uno C {summary['uno_c_any']:.3f}")
+    for g in summary["risk_groups"]:
+        console.print(f"  {g['group']}: {g['rate']:.1%} [{g['ci_low']:.1%}, {g['ci_high']:.1%}] by {horizon:g} y "
+                      f"(n = {g['n']:,})")
+    console.print(f"[green]wrote[/] survival tables to [bold]{out}[/]")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="run directory with evaluation / survival folders")],
+    out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report.html)")] = None,
+) -> None:
+    """One self-contained HTML report (figures embedded) and a JSON of every number in it."""
+    from ecgscope.report.html import build_report
+
+    try:
+        path = build_report(run_dir, out)
+    except (EcgscopeError, OSError, ValueError, KeyError) as exc:
+        _fail(exc)
+    console.print(f"[green]report:[/] [bold]{path}[/] (numbers: {path.with_suffix('.json')})")
 
 
 @app.command()

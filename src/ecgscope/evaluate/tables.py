@@ -7,6 +7,8 @@ Input is one frame with, per target ``T``, a measured column ``T_true`` and a pr
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -30,6 +32,13 @@ def age_bands(age: pd.Series, edges: tuple[float, ...] = AGE_BANDS) -> pd.Series
     middle = [f"{a}-{b - 1}" for a, b in zip(edges[1:-2], edges[2:-1], strict=True)]
     labels = [f"<{edges[1]}", *middle, f"{edges[-2]}+"]
     return pd.cut(age, list(edges), right=False, labels=labels).astype(str)
+
+
+def _order(level) -> tuple:
+    """Natural order of subgroup levels: age bands by their first number ("<50" first), others as text."""
+    text = str(level)
+    match = re.search(r"\d+(\.\d+)?", text)
+    return (-np.inf if text.startswith("<") else float(match.group()) if match else np.inf, text)
 
 
 def binary_metrics(threshold: float, probabilities: bool = True) -> dict:
@@ -84,7 +93,7 @@ def evaluate_table(frame: pd.DataFrame, targets: dict[str, str], subgroups: list
         seen = np.isfinite(y) & np.isfinite(pred)
         threshold = choose_threshold(y[seen], pred[seen], operating_point) if kind == "binary" else None
         for subgroup in ["all", *subgroups]:
-            levels = ["all"] if subgroup == "all" else sorted(frame[subgroup].dropna().unique().tolist())
+            levels = ["all"] if subgroup == "all" else sorted(frame[subgroup].dropna().unique().tolist(), key=_order)
             for level in levels:
                 mask = seen if subgroup == "all" else seen & (frame[subgroup] == level).to_numpy()
                 table = evaluate_target(y[mask], pred[mask], frame["patient_id"].to_numpy()[mask], kind,
@@ -93,3 +102,24 @@ def evaluate_table(frame: pd.DataFrame, targets: dict[str, str], subgroups: list
                 tables.append(table.assign(target=target, kind=kind, subgroup=subgroup, level=str(level),
                                            n=int(mask.sum()), n_positive=n_pos))
     return pd.concat(tables, ignore_index=True)[COLUMNS]
+
+
+def table_one(cohorts: dict[str, pd.DataFrame], continuous: list[str], binary: list[str]) -> pd.DataFrame:
+    """Table 1: per cohort, patients, female share, mean (SD) of ``continuous`` and n (%) of ``binary``
+    columns (over rows that have the value; "-" where a cohort lacks the column)."""
+    rows: dict[str, dict[str, str]] = {"patients": {}, "female, n (%)": {}}
+    for name, table in cohorts.items():
+        rows["patients"][name] = f"{table['patient_id'].nunique():,}"
+        if "sex" in table.columns:
+            female = (table["sex"] == "F").sum()
+            rows["female, n (%)"][name] = f"{female:,} ({100 * female / len(table):.1f})"
+        for column in continuous:
+            values = table[column].dropna().astype(float) if column in table.columns else pd.Series(dtype=float)
+            rows.setdefault(f"{column}, mean (SD)", {})[name] = (
+                f"{values.mean():.1f} ({values.std():.1f})" if len(values) else "-")
+        for column in binary:
+            values = table[column].dropna().astype(float) if column in table.columns else pd.Series(dtype=float)
+            rows.setdefault(f"{column}, n (%)", {})[name] = (
+                f"{int(values.sum()):,} ({100 * values.mean():.1f})" if len(values) else "-")
+    frame = pd.DataFrame(rows).T.reindex(columns=list(cohorts)).fillna("-")
+    return frame.rename_axis("characteristic").reset_index()

@@ -25,6 +25,7 @@ from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
+from ecgscope.studies.evidence import run_evidence
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.studies.transfer import run_transfer
 from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model, seeded_model
@@ -44,6 +45,7 @@ class DemoResult:
     metrics: pd.DataFrame
     transfer: pd.DataFrame
     transfer_differences: pd.DataFrame
+    report: Path
 
 
 #: The model's input pipeline, saved as preprocess.json beside its weights.
@@ -52,10 +54,10 @@ PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"na
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
              model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int = 1500,
-             n_prospective: int = 115) -> DemoResult:
-    """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, then take that model to a
-    hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort; write everything under
-    ``out``."""
+             n_prospective: int = 115, n_survival: int = 3019, n_boot: int = 500) -> DemoResult:
+    """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, take that model to a
+    hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort, follow a hospital cohort
+    of ``n_survival`` for death, and write everything, ending with ``report.html``, under ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
@@ -137,4 +139,10 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
                                          progress=progress)
-    return DemoResult(out, metrics, transfer, differences)
+    ukb_predictions = pd.DataFrame({"ecg_id": pairs["ecg_id"].to_numpy()[te], "patient_id": groups,
+                                    **{k: pred[k] for k in REGRESSION + PHENOTYPES}})
+    oracle_auroc = {r.target: r.estimate for r in metrics[(metrics.model == "oracle") &
+                                                         (metrics.metric == "AUROC")].itertuples()}
+    report = run_evidence(out, ukb_predictions, pairs[te].reset_index(drop=True), oracle_auroc, seed=seed,
+                          fs=MODEL_FS, n_survival=n_survival, n_boot=n_boot, progress=progress)
+    return DemoResult(out, metrics, transfer, differences, report)

@@ -93,6 +93,7 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
         best = min(runs, key=lambda lr: _best_val_loss(runs[lr].parent))
         chosen[arm] = (best, runs[best])
     write_text(out / "learning_rates.json", json.dumps({arm: lr for arm, (lr, _) in chosen.items()}) + "\n")
+    write_text(out / "models.json", json.dumps({arm: str(path) for arm, (_, path) in chosen.items()}) + "\n")
     models = {PRETRAINED: Path(pretrained), FROM_SCRATCH: chosen["from_scratch"][1],
               FINE_TUNED: chosen["fine_tuned"][1]}
     test = hospital[hospital["split"] == "test"].reset_index(drop=True)

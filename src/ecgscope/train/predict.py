@@ -16,8 +16,9 @@ from ecgscope.train.module import predict_batches
 
 def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.ndarray | None = None,
                   batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
-    """One row per ECG: ecg_id, patient_id, and per target its value (with ``_std`` and conformal
-    ``_lower`` / ``_upper`` when the model has them), probability, or log-risk."""
+    """One row per ECG: ecg_id, patient_id, acquired_at, age, sex (where the store has them), and per target
+    its value (with ``_std`` and conformal ``_lower`` / ``_upper`` when the model has them), probability, or
+    log-risk."""
     loaded = load_model(model_dir)
     st = store if isinstance(store, Store) else Store(store)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows)
@@ -31,7 +32,8 @@ def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.nda
 
     with progress_bar(progress) as bar:
         decoded = predict_batches(model, loaded.spec, batches(bar, bar.add_task("predicting", total=len(rows))))
-    table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].reset_index(drop=True)
+    keep = [c for c in ("ecg_id", "patient_id", "acquired_at", "age", "sex") if c in st.manifest.columns]
+    table = st.manifest.iloc[rows][keep].reset_index(drop=True)
     for name, values in decoded.items():
         table[name] = values
     for name, conf in loaded.conformal.items():

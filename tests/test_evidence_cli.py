@@ -1,0 +1,74 @@
+"""ecgscope evaluate / survival / report from files, as a user with their own predictions would run them."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from ecgscope.cli import app
+
+runner = CliRunner()
+
+
+def _files(tmp_path, n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    rvef = rng.normal(50, 10, n)
+    predictions = pd.DataFrame({
+        "ecg_id": np.arange(n), "patient_id": np.arange(n) // 2 * 2,  # two ECGs per patient
+        "acquired_at": pd.Timestamp("2020-01-01") + pd.to_timedelta(np.arange(n) % 2 * 30, unit="D"),
+        "age": rng.uniform(30, 90, n), "sex": rng.choice(["F", "M"], n), "rvef": rvef + rng.normal(0, 5, n)})
+    predictions["rv_dysfunction"] = 1 / (1 + np.exp((predictions.rvef - 40) / 4))
+    labels = pd.DataFrame({"ecg_id": np.arange(n), "rvef": rvef, "rv_dysfunction": (rvef <= 40).astype(int)})
+    hazard = 0.1 * np.exp(0.05 * (50 - rvef[::2]))
+    t_event, t_censor = rng.exponential(1 / hazard), rng.uniform(1, 6, n // 2)
+    outcomes = pd.DataFrame({"patient_id": np.arange(0, n, 2), "index_date": pd.Timestamp("2020-01-01"),
+                             "followup_years": np.minimum(t_event, t_censor),
+                             "event": np.where(t_event < t_censor, rng.integers(1, 3, n // 2), 0)})
+    for name, table in (("preds", predictions), ("labels", labels), ("outcomes", outcomes)):
+        table.to_parquet(tmp_path / f"{name}.parquet")
+    predictions.assign(rvef=predictions.rvef + rng.normal(0, 8, n),
+                       rv_dysfunction=rng.uniform(size=n)).to_parquet(tmp_path / "baseline.parquet")
+    return tmp_path
+
+
+def test_evaluate_survival_and_report_commands(tmp_path):
+    d = _files(tmp_path)
+    result = runner.invoke(app, ["evaluate", str(d / "preds.parquet"), "--labels", str(d / "labels.parquet"),
+                                 "--out", str(d / "run" / "eval"), "--subgroup", "sex", "--n-boot", "50",
+                                 "--baseline", str(d / "baseline.parquet"), "--title", "Test cohort"])
+    assert result.exit_code == 0, result.output
+    metrics = pd.read_csv(d / "run" / "eval" / "metrics.csv")
+    assert set(metrics.target) == {"rvef", "rv_dysfunction"}
+    assert {"all", "sex", "age_band"} == set(metrics.subgroup)
+    comparison = pd.read_csv(d / "run" / "eval" / "comparison.csv").set_index("measure")
+    assert comparison.loc["AUROC difference (DeLong)", "estimate"] > 0.1  # the model beats noise
+    assert comparison.loc["AUROC difference (DeLong)", "p"] < 0.05
+
+    result = runner.invoke(app, ["survival", str(d / "preds.parquet"), "--outcomes", str(d / "outcomes.parquet"),
+                                 "--predictor", "rvef", "--per", "-10", "--lower-is-riskier", "--threshold", "40",
+                                 "--covariate", "age", "--horizon", "2", "--out", str(d / "run" / "surv")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((d / "run" / "surv" / "summary.json").read_text())
+    assert summary["n"] == 200  # one row per patient: the earliest ECG
+    assert summary["cox_any_unadjusted"]["hr"] > 1  # lower RVEF, higher hazard
+    assert summary["harrell_c_any"] > 0.5 and "fine_gray" in summary and "cox_any_adjusted" in summary
+
+    result = runner.invoke(app, ["report", str(d / "run")])
+    assert result.exit_code == 0, result.output
+    page = (d / "run" / "report.html").read_text()
+    assert "Test cohort" in page and "Kaplan-Meier" in page and page.count("data:image/png;base64,") >= 6
+
+
+def test_evidence_commands_fail_clearly(tmp_path):
+    d = _files(tmp_path)
+    result = runner.invoke(app, ["evaluate", str(d / "missing.parquet"), "--out", str(d / "x")])
+    assert result.exit_code == 2 and "missing.parquet" in result.output
+    result = runner.invoke(app, ["evaluate", str(d / "preds.parquet"), "--labels", str(d / "labels.parquet"),
+                                 "--out", str(d / "x"), "--target", "lvef"])
+    assert result.exit_code == 2 and "lvef" in result.output and "shared columns" in result.output
+    result = runner.invoke(app, ["evaluate", str(d / "preds.parquet"), "--labels", str(d / "labels.parquet"),
+                                 "--out", str(d / "x"), "--subgroup", "ward"])
+    assert result.exit_code == 2 and "ward" in result.output
+    result = runner.invoke(app, ["report", str(d / "nowhere")])
+    assert result.exit_code == 2 and "no such run directory" in result.output
