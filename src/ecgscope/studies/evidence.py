@@ -84,7 +84,9 @@ def _survival_cohort(out: Path, model: Path, n: int, seed: int, fs: float, progr
     frame = survival_frame(predictions, sim / "outcomes.parquet")
     truth = pd.read_parquet(sim / "truth" / "patients.parquet")
     truth["true_hf_death_by_horizon"] = true_cumulative_incidence(truth, get_preset("hospital"), SURVIVAL_HORIZON)
-    truth = truth[["patient_id", "rvef", "true_hf_death_by_horizon"]].rename(columns={"rvef": "rvef_truth"})
+    measured = ["rvef", "rvedvi", "lvef", "rv_dysfunction", "rv_dilation"]  # the truth, for Table 1 and the oracle
+    truth = truth[["patient_id", *measured, "true_hf_death_by_horizon"]].rename(
+        columns={c: f"{c}_truth" for c in measured})
     frame = frame.assign(patient_id=frame["patient_id"].astype(str)).merge(
         truth.assign(patient_id=truth["patient_id"].astype(str)), on="patient_id")
     frame["male"] = (frame["sex"] == "M").astype(float)
@@ -97,15 +99,21 @@ def _ci_row(measure: str, estimate: float, low: float, high: float, oracle=None,
             "oracle": oracle, "published": published, "note": note}
 
 
-def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFrame, ukb_oracle: pd.DataFrame,
+def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFrame, ukb_oracle: dict[str, float],
                  *, seed: int = 0, fs: float = 100.0, n_survival: int = 3019, n_boot: int = 500,
                  progress: bool = True) -> Path:
-    """Evaluate, analyse survival, write Table 1 and the headline, render ``out/report.html``; return its path."""
+    """Evaluate, analyse survival, write Table 1 and the headline, render ``out/report.html``; return its path.
+
+    ``ukb_predictions``: the ukb model on its test ECGs (ecg_id, patient_id, one column per target);
+    ``ukb_cohort``: every paired ukb MRI study with its ``split``; ``ukb_oracle``: the oracle's AUROC per
+    phenotype. The hospital and prospective cohorts and the fine-tuned model come from ``out/transfer``.
+    """
     out = Path(out)
     transfer = out / "transfer"
     fine_tuned = Path(json.loads((transfer / "models.json").read_text())["fine_tuned"])
     evaluation = out / "evaluation"
-    frames = {"ukb test": _frame(_with_demographics(ukb_predictions, Store(out / "store")), ukb_cohort)}
+    frames = {"ukb test": _frame(_with_demographics(ukb_predictions, Store(out / "store")),
+                                 ukb_cohort[ukb_cohort["split"] == "test"])}
     cohorts = {}
     for name in ("hospital", "prospective"):
         cohort = pd.read_parquet(transfer / f"{name}_cohort.parquet")
@@ -140,7 +148,9 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
             ["ecg_id", "age", "sex"]], on="ecg_id"),
         "prospective": cohorts["prospective"].merge(Store(transfer / "prospective_store").manifest[
             ["ecg_id", "age", "sex"]], on="ecg_id"),
-        "hospital follow-up": survival.drop(columns="rvef").rename(columns={"rvef_truth": "rvef"}),
+        "hospital follow-up (true values)": survival[["patient_id", "age", "sex", "death", "hf_death",
+                                                      *[c for c in survival.columns if c.endswith("_truth")]]
+                                            ].rename(columns=lambda c: c.removesuffix("_truth")),
     }, continuous=["age", "rvef", "rvedvi", "lvef"], binary=["rv_dysfunction", "rv_dilation", "death", "hf_death"])
     write_text(out / "table1.csv", table1.to_csv(index=False))
 
