@@ -95,3 +95,10 @@ def test_same_seed_same_weights_in_separate_processes():
             for _ in range(2)]
     hashes = [r.stdout.strip().splitlines()[-1] for r in runs]
     assert hashes[0] == hashes[1]  # weight initialisation included: the model is built after seeding
+
+
+def test_decoded_probabilities_undo_the_positive_class_weight():
+    # with positives weighted by w the optimal logit is the true one plus log(w); decoding removes it
+    spec = TaskSpec(binary=["rv_dysfunction"], pos_weight={"rv_dysfunction": 4.0})
+    probability = spec.decode(np.array([[np.log(4.0)], [0.0]], dtype=np.float32))["rv_dysfunction"]
+    assert probability == pytest.approx([0.5, 0.2])

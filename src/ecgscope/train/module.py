@@ -86,8 +86,8 @@ class TaskSpec:
         return np.stack(cols, 1).astype(np.float32)
 
     def decode(self, outputs: np.ndarray) -> dict[str, np.ndarray]:
-        """Head outputs -> values in their units (and ``NAME_std`` with uncertainty), probabilities,
-        log-risks."""
+        """Head outputs -> values in their units (and ``NAME_std`` with uncertainty), probabilities (corrected
+        for the positive-class weight of training), log-risks."""
         out, layout = {}, self.layout
         for k in self.regression:
             col, width = layout[k]
@@ -95,7 +95,10 @@ class TaskSpec:
             if width == 2:
                 out[f"{k}_std"] = np.exp(0.5 * np.clip(outputs[:, col + 1], -10, 10)) * self.std[k]
         for k in self.binary:
-            out[k] = 1 / (1 + np.exp(-outputs[:, layout[k][0]]))
+            # training weighted positives by w, which moves the optimal logit up by log(w); undo it so the
+            # probabilities are calibrated rather than inflated (the ranking, and so AUROC, is unchanged)
+            logit = outputs[:, layout[k][0]] - np.log(self.pos_weight.get(k, 1.0))
+            out[k] = 1 / (1 + np.exp(-logit))
         for k in self.survival:
             out[f"{k}_log_risk"] = outputs[:, layout[k][0]]
         return out
