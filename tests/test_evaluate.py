@@ -24,6 +24,7 @@ from ecgscope.evaluate import (
     net_benefit,
     nri_categorical,
     nri_continuous,
+    pr_band,
     roc_band,
     threshold_metrics,
 )
@@ -174,8 +175,12 @@ def test_evaluate_table_has_every_metric_overall_and_by_subgroup():
     assert row.ci_low < row.estimate < row.ci_high
 
 
-def test_roc_band_contains_the_curve():
+def test_roc_and_pr_bands_contain_their_curves():
     y, score, _ = _binary(np.random.default_rng(6))
     band = roc_band(y, score, n_boot=50)
     assert (band.tpr_low <= band.tpr + 1e-9).all() and (band.tpr <= band.tpr_high + 1e-9).all()
     assert band.auroc.iloc[0] == pytest.approx(roc_auc_score(y, score))
+    pr = pr_band(y, score, n_boot=50)
+    inside = (pr.precision_low <= pr.precision + 1e-9) & (pr.precision <= pr.precision_high + 1e-9)
+    assert inside.mean() > 0.95 and pr.precision.is_monotonic_decreasing
+    assert pr.prevalence.iloc[0] == pytest.approx(y.mean())

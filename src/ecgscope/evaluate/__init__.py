@@ -9,6 +9,7 @@ from ecgscope.evaluate.classification import (
     choose_threshold,
     delong_test,
     net_benefit,
+    pr_band,
     roc_band,
     threshold_metrics,
 )
@@ -21,5 +22,5 @@ from ecgscope.evaluate.tables import age_bands, evaluate_table, evaluate_target
 __all__ = ["SplitConformal", "age_bands", "auprc", "auroc", "bland_altman", "bootstrap_ci", "bootstrap_metrics",
            "brier", "calibration_intercept", "calibration_slope", "calibration_table", "choose_threshold",
            "concordance_correlation", "delong_test", "evaluate_table", "evaluate_target", "idi", "mae",
-           "net_benefit", "nri_categorical", "nri_continuous", "paired_difference_ci", "pearson_r", "r2",
+           "net_benefit", "nri_categorical", "nri_continuous", "paired_difference_ci", "pr_band", "pearson_r", "r2",
            "rmse", "roc_band", "threshold_metrics"]

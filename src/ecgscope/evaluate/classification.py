@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special, stats
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import roc_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from ecgscope.evaluate.metrics import auroc
+from ecgscope.evaluate.metrics import auroc, patient_rows
 
 
 def auprc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -152,8 +152,6 @@ def net_benefit(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray | N
 def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 200,
              seed: int = 0, grid: np.ndarray | None = None) -> pd.DataFrame:
     """ROC curve on a false-positive-rate grid with a patient-bootstrap 95 % band for the true-positive rate."""
-    from ecgscope.evaluate.metrics import _patient_rows
-
     y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
     grid = np.linspace(0, 1, 101) if grid is None else grid
 
@@ -161,7 +159,7 @@ def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = 
         fpr, tpr, _ = roc_curve(yy, ss)
         return np.interp(grid, fpr, tpr)
 
-    rows_of = _patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
+    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
     rng = np.random.default_rng(seed)
     curves = []
     for _ in range(n_boot):
@@ -171,3 +169,27 @@ def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = 
     lo, hi = np.quantile(curves, [0.025, 0.975], axis=0) if curves else (np.nan * grid, np.nan * grid)
     return pd.DataFrame({"fpr": grid, "tpr": curve(y, score), "tpr_low": lo, "tpr_high": hi,
                          "auroc": auroc(y, score)})
+
+
+def pr_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 200,
+            seed: int = 0, grid: np.ndarray | None = None) -> pd.DataFrame:
+    """Precision-recall curve on a recall grid (interpolated precision: the best precision at that recall or
+    more) with a patient-bootstrap 95 % band, and the prevalence (the curve of a useless model)."""
+    y, score = np.asarray(y_true).astype(bool), np.asarray(score, float)
+    grid = np.linspace(0, 1, 101) if grid is None else grid
+
+    def curve(yy: np.ndarray, ss: np.ndarray) -> np.ndarray:
+        precision, recall, _ = precision_recall_curve(yy, ss)
+        best = np.maximum.accumulate(precision[::-1])[::-1]  # interpolated precision; recall is decreasing
+        return np.interp(grid, recall[::-1], best[::-1])
+
+    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n_boot):
+        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        if 0 < y[pick].sum() < len(pick):
+            curves.append(curve(y[pick], score[pick]))
+    lo, hi = np.quantile(curves, [0.025, 0.975], axis=0) if curves else (np.nan * grid, np.nan * grid)
+    return pd.DataFrame({"recall": grid, "precision": curve(y, score), "precision_low": lo, "precision_high": hi,
+                         "prevalence": y.mean()})

@@ -4,7 +4,7 @@
 
     OUT/metrics.csv          long table: target, kind, subgroup, level, n, n_positive, metric, estimate, CI
     OUT/roc_TARGET.csv       ROC curve on an FPR grid with a patient-bootstrap 95 % band
-    OUT/pr_TARGET.csv        precision-recall curve
+    OUT/pr_TARGET.csv        precision-recall curve on a recall grid, with its bootstrap band
     OUT/calibration_TARGET.csv, OUT/decision_TARGET.csv   calibration curve, decision curve
     OUT/points.parquet       measured and predicted values per ECG (scatter and Bland-Altman plots)
     OUT/comparison.csv       against a baseline model: DeLong, NRI (categorical, continuous), IDI
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import precision_recall_curve
 
-from ecgscope.evaluate.classification import calibration_table, delong_test, net_benefit, roc_band
+from ecgscope.evaluate.classification import calibration_table, delong_test, net_benefit, pr_band, roc_band
+from ecgscope.evaluate.metrics import bootstrap_metrics
 from ecgscope.evaluate.reclassification import idi, nri_categorical, nri_continuous
 from ecgscope.evaluate.tables import evaluate_table
 from ecgscope.io import write_parquet, write_text
@@ -65,6 +65,17 @@ def prediction_frame(predictions: pd.DataFrame, labels: pd.DataFrame | None = No
     return frame
 
 
+def reclassification_measures(cutoffs: list[float]) -> dict:
+    """NRI and IDI as functions of (y, [new, old] probabilities), so a bootstrap resamples both models."""
+    def categorical(part: str):
+        return lambda y, p: nri_categorical(y, p[:, 1], p[:, 0], cutoffs)[part]
+
+    return {"categorical NRI": categorical("nri"), "categorical NRI, events": categorical("nri_events"),
+            "categorical NRI, non-events": categorical("nri_nonevents"),
+            "continuous NRI": lambda y, p: nri_continuous(y, p[:, 1], p[:, 0])["nri"],
+            "IDI": lambda y, p: idi(y, p[:, 1], p[:, 0])}
+
+
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     write_text(path, table.to_csv(index=False))
 
@@ -98,9 +109,7 @@ def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str]
         if y.min() == y.max():
             continue
         _write_csv(roc_band(y, p, patients, n_boot=min(n_boot, 200), seed=seed), out / f"roc_{target}.csv")
-        precision, recall, _ = precision_recall_curve(y, p)
-        _write_csv(pd.DataFrame({"recall": recall, "precision": precision, "prevalence": y.mean()}),
-                   out / f"pr_{target}.csv")
+        _write_csv(pr_band(y, p, patients, n_boot=min(n_boot, 200), seed=seed), out / f"pr_{target}.csv")
         if np.all((p >= 0) & (p <= 1)):
             _write_csv(calibration_table(y, p), out / f"calibration_{target}.csv")
             _write_csv(net_benefit(y, p), out / f"decision_{target}.csv")
@@ -108,10 +117,11 @@ def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str]
             b = baseline[f"{target}_pred"].to_numpy(float)[seen]
             test = delong_test(y, p, b)
             rows = [("AUROC difference (DeLong)", test["difference"], test["ci_low"], test["ci_high"], test["p"])]
-            for name, value in nri_categorical(y, b, p, list(risk_cutoffs)).items():
-                rows.append((f"categorical {name.replace('_', ' ')}", value, np.nan, np.nan, np.nan))
-            rows.append(("continuous NRI", nri_continuous(y, b, p)["nri"], np.nan, np.nan, np.nan))
-            rows.append(("IDI", idi(y, b, p), np.nan, np.nan, np.nan))
+            measures = reclassification_measures(list(risk_cutoffs))
+            both = np.column_stack([p, b])
+            for name, (est, lo, hi) in bootstrap_metrics(measures, y, both, patients, n_boot=n_boot,
+                                                         seed=seed).items():
+                rows.append((name, est, lo, hi, np.nan))
             comparisons += [(target, *row) for row in rows]
     if comparisons:
         _write_csv(pd.DataFrame(comparisons, columns=["target", "measure", "estimate", "ci_low", "ci_high", "p"]),

@@ -39,7 +39,7 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(1 - np.sum((y_true - y_pred) ** 2) / total) if total > 0 else float("nan")
 
 
-def _patient_rows(groups: np.ndarray) -> list[np.ndarray]:
+def patient_rows(groups: np.ndarray) -> list[np.ndarray]:
     """Row indices of each patient (group), in the order of ``np.unique``."""
     _, inverse = np.unique(groups, return_inverse=True)
     return np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
@@ -51,7 +51,7 @@ def bootstrap_metrics(metrics: dict[str, Callable[[np.ndarray, np.ndarray], floa
     """Point estimate and percentile (1 - alpha) CI of each metric, all computed on the same resamples of
     ``groups`` (patients, not rows: a patient's ECGs stay together). Non-finite resample values are dropped."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rows_of = _patient_rows(np.arange(len(y_true)) if groups is None else np.asarray(groups))
+    rows_of = patient_rows(np.arange(len(y_true)) if groups is None else np.asarray(groups))
     rng = np.random.default_rng(seed)
     stats: dict[str, list[float]] = {name: [] for name in metrics}
     for _ in range(n_boot):

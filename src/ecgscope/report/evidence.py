@@ -32,7 +32,8 @@ def roc_pr_figure(target: str, roc: pd.DataFrame, pr: pd.DataFrame, auroc_ci: tu
     left.plot([0, 1], [0, 1], ls=":", color="grey")
     left.set(title=f"ROC: {target}", xlabel="1 - specificity", ylabel="sensitivity")
     left.legend(loc="lower right", fontsize=8)
-    right.step(pr.recall, pr.precision, where="post", color=COLORS[1], label=f"AUPRC {auprc:.2f}")
+    right.fill_between(pr.recall, pr.precision_low, pr.precision_high, alpha=0.25, color=COLORS[1], label="95 % CI")
+    right.plot(pr.recall, pr.precision, color=COLORS[1], label=f"AUPRC {auprc:.2f}")
     right.axhline(pr.prevalence.iloc[0], ls=":", color="grey", label=f"prevalence {pr.prevalence.iloc[0]:.2f}")
     right.set(title=f"precision-recall: {target}", xlabel="recall (sensitivity)", ylabel="precision (PPV)",
               ylim=(0, 1.02))
@@ -91,19 +92,22 @@ def forest_figure(title: str, rows: pd.DataFrame, reference: float | None = None
     return _png(fig)
 
 
-def km_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str, ylabel: str = "survival") -> bytes:
-    """Kaplan-Meier curves with CI bands and a numbers-at-risk table under the time axis."""
+def _curves_with_at_risk(curves: pd.DataFrame, value: str, at_risk: pd.DataFrame, title: str, ylabel: str,
+                         legend: str, horizon: float | None = None) -> bytes:
+    """Step curves per group with CI bands, and the numbers at risk in a table under the time axis."""
     plt = _pyplot()
     groups = list(dict.fromkeys(curves.group))
     fig, (ax, table_ax) = plt.subplots(2, 1, figsize=(7, 4.4 + 0.25 * len(groups)), sharex=True,
                                        gridspec_kw={"height_ratios": [4, 0.35 * len(groups) + 0.3]})
     for color, group in zip(COLORS, groups, strict=False):
         g = curves[curves.group == group]
-        ax.step(g.time, g.survival, where="post", color=color, label=str(group))
+        ax.step(g.time, g[value], where="post", color=color, label=str(group))
         ax.fill_between(g.time, g.ci_low, g.ci_high, step="post", alpha=0.15, color=color)
+    if horizon is not None:
+        ax.axvline(horizon, ls=":", color="grey")
     ax.set(title=title, ylabel=ylabel, xlabel="years")
     ax.tick_params(labelbottom=True)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc=legend, fontsize=8)
     table_ax.axis("off")
     for row, (color, group) in enumerate(zip(COLORS, groups, strict=False)):
         g = at_risk[at_risk.group == group]
@@ -116,17 +120,11 @@ def km_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str, ylabel: s
     return _png(fig)
 
 
-def cif_figure(curves: pd.DataFrame, title: str, horizon: float | None = None) -> bytes:
-    """Cumulative incidence curves (competing risks) with CI bands."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for color, group in zip(COLORS, dict.fromkeys(curves.group), strict=False):
-        g = curves[curves.group == group]
-        ax.step(g.time, g.incidence, where="post", color=color, label=str(group))
-        ax.fill_between(g.time, g.ci_low, g.ci_high, step="post", alpha=0.15, color=color)
-    if horizon is not None:
-        ax.axvline(horizon, ls=":", color="grey")
-    ax.set(title=title, xlabel="years", ylabel="cumulative incidence")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return _png(fig)
+def km_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str) -> bytes:
+    """Kaplan-Meier survival curves with CI bands and a numbers-at-risk table."""
+    return _curves_with_at_risk(curves, "survival", at_risk, title, "survival", "lower left")
+
+
+def cif_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str, horizon: float | None = None) -> bytes:
+    """Cumulative incidence curves (competing risks) with CI bands and a numbers-at-risk table."""
+    return _curves_with_at_risk(curves, "incidence", at_risk, title, "cumulative incidence", "upper left", horizon)

@@ -146,7 +146,7 @@ def _survival_section(folder: Path) -> tuple[str, dict]:
     curves, at_risk = pd.read_csv(folder / "km.csv"), pd.read_csv(folder / "km_at_risk.csv")
     parts.append(_img(evidence.km_figure(curves, at_risk, f"Survival (any death) by risk group: {s['predictor']}"),
                       "Kaplan-Meier curves"))
-    parts.append(_img(evidence.cif_figure(pd.read_csv(folder / "cif.csv"),
+    parts.append(_img(evidence.cif_figure(pd.read_csv(folder / "cif.csv"), at_risk,
                                           f"Cumulative incidence of cause {s['cause']} (competing risks)",
                                           s["horizon"]), "cumulative incidence curves"))
     groups = pd.read_csv(folder / "risk_groups.csv")
@@ -206,10 +206,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             body.append("<p class='note'>Paired differences on the same patients (MAE: negative is better).</p>"
                         + _table(diffs[["cohort", "comparison", "target", "metric", "difference [95 % CI]"]]))
             record["transfer_differences"] = diffs.drop(columns="difference [95 % CI]").to_dict(orient="records")
-    card = run / "model" / "model_card.md"
     body.append("<h2>Model card</h2>")
-    if card.exists():
-        body.append(f"<pre>{html.escape(card.read_text())}</pre>")
+    for card in [run / c for c in study.get("model_cards", ["model/model_card.md"])]:
+        if card.exists():
+            body.append(f"<pre>{html.escape(card.read_text())}</pre>")
     body.append("<p><b>Performance by subgroup</b>: see the forest plots in each evaluation section above.</p>")
     body.append(f"<p><b>Limitations.</b> {html.escape(LIMITATIONS)}</p>")
     record["limitations"] = LIMITATIONS

@@ -15,6 +15,7 @@ After the demo has trained the ukb model and taken it to the hospital (``transfe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,7 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
                         "Vaid et al. (J Am Heart Assoc 2024) and, where the simulation knows it, the truth or "
                         "the oracle. Simulated data: this shows the pipeline works, not that a model works on "
                         "patients.",
-             "units": UNITS, "headline": headline}
+             "units": UNITS, "headline": headline,
+             "model_cards": ["model/model_card.md", os.path.relpath(fine_tuned / "model_card.md", out)]}
     write_text(out / "study.json", json.dumps(study, indent=2, default=float) + "\n")
     return build_report(out)
