@@ -62,6 +62,9 @@ def test_numpy_metrics_equal_their_reference_implementations():
     logit = np.log(prob / (1 - prob))
     reference = LogisticRegression(C=np.inf, max_iter=1000, tol=1e-10).fit(logit[:, None], labels)
     assert calibration_slope(labels, prob) == pytest.approx(reference.coef_[0, 0], rel=1e-5)
+    separated = np.array([0.01, 0.02, 0.03, 0.97, 0.98, 0.99])  # a resample can separate the classes
+    assert np.isnan(calibration_slope([0, 0, 0, 1, 1, 1], separated))
+    assert np.isnan(calibration_slope([0, 0, 0, 0, 0, 1], np.full(6, 0.5)))
 
 
 def test_operating_points_do_what_they_say():

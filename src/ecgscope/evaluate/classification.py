@@ -89,7 +89,12 @@ def calibration_slope(y_true: np.ndarray, prob: np.ndarray) -> float:
     for _ in range(50):
         mu = special.expit(design @ beta)
         hessian = design.T @ (design * (mu * (1 - mu))[:, None])
-        step = np.linalg.lstsq(hessian, design.T @ (y - mu), rcond=None)[0]
+        try:
+            step = np.linalg.solve(hessian, design.T @ (y - mu))
+        except np.linalg.LinAlgError:  # singular: the outcome is separated by the score
+            return float("nan")
+        if not np.all(np.isfinite(step)) or np.max(np.abs(beta)) > 1e3:
+            return float("nan")
         beta += step
         if np.max(np.abs(step)) < 1e-10:
             return float(beta[1])
