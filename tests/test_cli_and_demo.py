@@ -4,9 +4,10 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import wfdb
+from rich.console import Console
 from typer.testing import CliRunner
 
-from ecgscope.cli import app
+from ecgscope.cli import app, headline_table
 from ecgscope.report.html import format_number
 from ecgscope.studies.demo import run_demo
 
@@ -77,6 +78,10 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     assert table.rv_dysfunction.between(0, 1).all() and (table.rvedvi_std > 0).all()
     assert runner.invoke(app, ["export", str(tmp_path / "demo" / "model"), "--onnx"]).exit_code == 0
     _check_report(tmp_path / "demo")
+    printed = Console(record=True, width=150)
+    printed.print(headline_table(tmp_path / "demo" / "study.json"))
+    text = printed.export_text()
+    assert "Cox HR per 10 % lower predicted RVEF" in text and "1.40" in text
 
 
 class _Images(HTMLParser):

@@ -20,6 +20,19 @@ app = typer.Typer(help="Cardiac structure, function and risk from the 12-lead EC
 console = Console() if sys.stdout.isatty() else Console(width=120)
 
 
+def headline_table(study_json: Path) -> Table:
+    """The headline rows a study wrote (estimate with CI, truth or oracle, published) as a rich table."""
+    def cell(value) -> str:
+        return "-" if value is None else value if isinstance(value, str) else f"{value:.2f}"
+
+    table = Table("measure", "ecgscope [95% CI]", "truth / oracle", "published",
+                  title="Headline (the report's first table)")
+    for row in json.loads(Path(study_json).read_text())["headline"]:
+        table.add_row(row["measure"], f"{cell(row['estimate'])} [{cell(row['ci_low'])}, {cell(row['ci_high'])}]",
+                      cell(row["oracle"]), cell(row["published"]))
+    return table
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=2)
@@ -99,6 +112,7 @@ def demo(
         differences.add_row(r.cohort, r.comparison, r.target, r.metric,
                             f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]")
     console.print(differences)
+    console.print(headline_table(result.out / "study.json"))
     console.print(f"[green bold]study report:[/] [bold]{result.report}[/] (every number: "
                   f"{result.report.with_suffix('.json')})")
     console.print(f"[green]outputs:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
