@@ -154,6 +154,23 @@ def net_benefit(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray | N
     return pd.DataFrame(rows, columns=["threshold", "model", "treat_all", "treat_none"])
 
 
+def _banded(curve, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None, n_boot: int,
+            seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A curve (``curve(y, score)`` on a fixed grid) and its patient-bootstrap 95 % band (low, high)."""
+    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(n_boot):
+        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        if 0 < y[pick].sum() < len(pick):
+            curves.append(curve(y[pick], score[pick]))
+    point = curve(y, score)
+    if not curves:
+        return point, np.full_like(point, np.nan), np.full_like(point, np.nan)
+    low, high = np.quantile(curves, [0.025, 0.975], axis=0)
+    return point, low, high
+
+
 def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 200,
              seed: int = 0, grid: np.ndarray | None = None) -> pd.DataFrame:
     """ROC curve on a false-positive-rate grid with a patient-bootstrap 95 % band for the true-positive rate."""
@@ -164,16 +181,8 @@ def roc_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = 
         fpr, tpr, _ = roc_curve(yy, ss)
         return np.interp(grid, fpr, tpr)
 
-    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
-    rng = np.random.default_rng(seed)
-    curves = []
-    for _ in range(n_boot):
-        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
-        if 0 < y[pick].sum() < len(pick):
-            curves.append(curve(y[pick], score[pick]))
-    lo, hi = np.quantile(curves, [0.025, 0.975], axis=0) if curves else (np.nan * grid, np.nan * grid)
-    return pd.DataFrame({"fpr": grid, "tpr": curve(y, score), "tpr_low": lo, "tpr_high": hi,
-                         "auroc": auroc(y, score)})
+    tpr, low, high = _banded(curve, y, score, groups, n_boot, seed)
+    return pd.DataFrame({"fpr": grid, "tpr": tpr, "tpr_low": low, "tpr_high": high, "auroc": auroc(y, score)})
 
 
 def pr_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 200,
@@ -188,13 +197,6 @@ def pr_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = N
         best = np.maximum.accumulate(precision[::-1])[::-1]  # interpolated precision; recall is decreasing
         return np.interp(grid, recall[::-1], best[::-1])
 
-    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
-    rng = np.random.default_rng(seed)
-    curves = []
-    for _ in range(n_boot):
-        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
-        if 0 < y[pick].sum() < len(pick):
-            curves.append(curve(y[pick], score[pick]))
-    lo, hi = np.quantile(curves, [0.025, 0.975], axis=0) if curves else (np.nan * grid, np.nan * grid)
-    return pd.DataFrame({"recall": grid, "precision": curve(y, score), "precision_low": lo, "precision_high": hi,
+    precision, low, high = _banded(curve, y, score, groups, n_boot, seed)
+    return pd.DataFrame({"recall": grid, "precision": precision, "precision_low": low, "precision_high": high,
                          "prevalence": y.mean()})
