@@ -113,18 +113,20 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
     transfer = out / "transfer"
     fine_tuned = Path(json.loads((transfer / "models.json").read_text())["fine_tuned"])
     evaluation = out / "evaluation"
-    frames = {"ukb test": _frame(_with_demographics(ukb_predictions, Store(out / "store")),
+    stores = {"ukb": Store(out / "store"), "hospital": Store(transfer / "hospital_store"),
+              "prospective": Store(transfer / "prospective_store")}
+    frames = {"ukb test": _frame(_with_demographics(ukb_predictions, stores["ukb"]),
                                  ukb_cohort[ukb_cohort["split"] == "test"])}
     cohorts = {}
     for name in ("hospital", "prospective"):
         cohort = pd.read_parquet(transfer / f"{name}_cohort.parquet")
         cohorts[name] = cohort
         rows = cohort[cohort["split"] == "test"] if name == "hospital" else cohort
-        predictions = predict_store(fine_tuned, transfer / f"{name}_store", rows=rows["ecg_row"].to_numpy(),
+        predictions = predict_store(fine_tuned, stores[name], rows=rows["ecg_row"].to_numpy(),
                                     progress=False)
         frames[f"{name} test" if name == "hospital" else name] = _frame(predictions, rows)
-    hospital_train = cohorts["hospital"][cohorts["hospital"]["split"] == "train"].merge(
-        Store(transfer / "hospital_store").manifest[["ecg_id", "age", "sex"]], on="ecg_id")
+    hospital_train = _with_demographics(cohorts["hospital"][cohorts["hospital"]["split"] == "train"],
+                                        stores["hospital"])
     results = {}
     for index, (name, frame) in enumerate(frames.items(), start=1):
         baseline = _demographic_baseline(hospital_train, frame) if name == "hospital test" else None
@@ -144,11 +146,9 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
                                                 f"n = {len(survival):,}; death, with heart-failure death as cause 1)")
 
     table1 = table_one({
-        "ukb (all)": ukb_cohort.merge(Store(out / "store").manifest[["ecg_id", "age", "sex"]], on="ecg_id"),
-        "hospital (all)": cohorts["hospital"].merge(Store(transfer / "hospital_store").manifest[
-            ["ecg_id", "age", "sex"]], on="ecg_id"),
-        "prospective": cohorts["prospective"].merge(Store(transfer / "prospective_store").manifest[
-            ["ecg_id", "age", "sex"]], on="ecg_id"),
+        "ukb (all)": _with_demographics(ukb_cohort, stores["ukb"]),
+        "hospital (all)": _with_demographics(cohorts["hospital"], stores["hospital"]),
+        "prospective": _with_demographics(cohorts["prospective"], stores["prospective"]),
         "hospital follow-up (true values)": survival[["patient_id", "age", "sex", "death", "hf_death",
                                                       *[c for c in survival.columns if c.endswith("_truth")]]
                                             ].rename(columns=lambda c: c.removesuffix("_truth")),
