@@ -49,8 +49,21 @@ def test_gaussian_head_gives_intervals_that_widen_with_noise():
     np.testing.assert_allclose(decoded["a_std"], [1.0, 2.0])
     mean, log_var, y = torch.tensor([0.0, 1.0]), torch.tensor([0.0, float(np.log(4.0))]), torch.tensor([1.0, 1.0])
     expected = 0.5 * ((0 + 1.0 / 1) + (np.log(4.0) + 0.0 / 4)) / 2  # mean of 0.5 (log var + err^2 / var)
-    torch.testing.assert_close(gaussian_nll(mean, log_var, y), torch.tensor(expected, dtype=torch.float32))
+    torch.testing.assert_close(gaussian_nll(mean, log_var, y, beta=0.0), torch.tensor(expected, dtype=torch.float32))
     assert gaussian_nll(mean, log_var, torch.tensor([float("nan")] * 2)) is None
+
+
+def test_beta_nll_keeps_a_large_variance_from_silencing_the_mean():
+    target = torch.zeros(2)
+    log_var = torch.tensor([0.0, 6.0])  # the second example is declared very uncertain
+    grads = {}
+    for beta in (0.0, 0.5, 1.0):
+        mean = torch.tensor([1.0, 1.0], requires_grad=True)
+        gaussian_nll(mean, log_var, target, beta=beta).backward()
+        grads[beta] = mean.grad[1] / mean.grad[0]  # pull on the uncertain mean relative to the certain one
+    assert grads[0.0] == pytest.approx(np.exp(-6.0), rel=1e-4)  # plain NLL: almost no pull at all
+    assert grads[0.5] == pytest.approx(np.exp(-3.0), rel=1e-4)
+    assert grads[1.0] == pytest.approx(1.0, rel=1e-4)  # as MSE: the variance no longer weights the mean
 
 
 def test_cox_loss_matches_lifelines_partial_likelihood():

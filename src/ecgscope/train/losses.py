@@ -5,14 +5,25 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+#: beta of the beta-NLL (Seitzer et al., ICLR 2022): each example's NLL is weighted by its own (detached)
+#: variance ** beta. With plain NLL (beta 0) a large model can "give up" on hard ECGs by predicting a huge
+#: variance, after which their mean is unconstrained (seen with xresnet1d18 at 20,000 ECGs: 3 % of RVEF
+#: predictions more than 5 SD out); 0.5 keeps the variance honest without that escape.
+BETA_NLL = 0.5
 
-def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
-    """Gaussian negative log-likelihood (mean and variance per prediction); None when all are missing."""
+
+def gaussian_nll(mean: torch.Tensor, log_var: torch.Tensor, target: torch.Tensor,
+                 beta: float = BETA_NLL) -> torch.Tensor | None:
+    """Gaussian negative log-likelihood (mean and variance per prediction), beta-weighted; None when all
+    targets are missing. ``beta=0`` is the plain NLL; ``beta=1`` gives the mean MSE's gradients."""
     mask = ~torch.isnan(target)
     if not mask.any():
         return None
-    var = torch.exp(log_var[mask].clamp(-10.0, 10.0))
-    return F.gaussian_nll_loss(mean[mask], target[mask], var, eps=1e-6)
+    log_var = log_var[mask].clamp(-10.0, 10.0)
+    nll = 0.5 * (log_var + (target[mask] - mean[mask]) ** 2 / torch.exp(log_var))
+    if beta:
+        nll = nll * torch.exp(beta * log_var).detach()
+    return nll.mean()
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
