@@ -53,6 +53,12 @@ def test_evaluate_survival_and_report_commands(tmp_path):
     assert summary["n"] == 200  # one row per patient: the earliest ECG
     assert summary["cox_any_unadjusted"]["hr"] > 1  # lower RVEF, higher hazard
     assert summary["harrell_c_any"] > 0.5 and "fine_gray" in summary and "cox_any_adjusted" in summary
+    result = runner.invoke(app, ["survival", str(d / "preds.parquet"), "--outcomes", str(d / "outcomes.parquet"),
+                                 "--predictor", "rvef", "--lower-is-riskier", "--quantile", "0.5", "--quantile", "0.9",
+                                 "--out", str(d / "quantiles")])
+    assert result.exit_code == 0, result.output
+    groups = pd.read_csv(d / "quantiles" / "risk_groups.csv").set_index("group")
+    assert list(groups.n) == [100, 80, 20]  # halves, then the top tenth of risk
 
     result = runner.invoke(app, ["report", str(d / "run")])
     assert result.exit_code == 0, result.output

@@ -328,6 +328,8 @@ def survival(
     covariate: Annotated[list[str] | None, typer.Option(help="adjust for this column (repeat)")] = None,
     lower_is_riskier: Annotated[bool, typer.Option(help="lower values mean more risk (as for RVEF)")] = False,
     threshold: Annotated[list[float] | None, typer.Option(help="risk group cut on the predictor (repeat)")] = None,
+    quantile: Annotated[list[float] | None, typer.Option(help="risk group cut at this quantile of risk (repeat; "
+                                                              "default: 0.8, the top fifth)")] = None,
     horizon: Annotated[float, typer.Option(help="years at which to report event rates")] = 4.0,
     cause: Annotated[int, typer.Option(help="event code of the cause of interest (others compete)")] = 1,
     title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
@@ -339,7 +341,8 @@ def survival(
     try:
         frame = survival_frame(load_table(predictions), outcomes)
         summary = run_survival(frame, out, predictor, per=per, covariates=list(covariate or []),
-                               higher_is_riskier=not lower_is_riskier, thresholds=threshold, horizon=horizon,
+                               higher_is_riskier=not lower_is_riskier, thresholds=threshold,
+                               quantiles=None if threshold else quantile, horizon=horizon,
                                cause=cause, title=title)
     except (EcgscopeError, OSError, ValueError, KeyError) as exc:
         _fail(exc)
