@@ -54,7 +54,7 @@ class CompactECGNet(HeadMixin, nn.Module):
 
 @register_model
 def compact_cnn(num_outputs: int = 4, in_leads: int = 12, width: int = 32, dropout: float = 0.2) -> CompactECGNet:
-    """A plain residual baseline: about 0.4 M parameters (the default is ``net1d_small``: faster, at least as accurate)."""
+    """A plain residual baseline, about 0.4 M parameters (the default, ``net1d_small``, is faster and as good)."""
     model = CompactECGNet(num_outputs=num_outputs, in_leads=in_leads, width=width, dropout=dropout)
     model.pretrained_cfg = ModelCfg()
     return model
