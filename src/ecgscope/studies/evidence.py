@@ -31,6 +31,7 @@ from ecgscope.simulate import get_preset, simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.simulate.outcomes import true_cumulative_incidence
 from ecgscope.store import Store, ingest
+from ecgscope.survival import risk_groups
 from ecgscope.survival.analysis import run_survival, survival_frame
 from ecgscope.train.predict import predict_store
 
@@ -43,6 +44,7 @@ PUBLISHED = {("ukb", "rv_dysfunction"): 0.86, ("ukb", "rv_dilation"): 0.91,
              ("hospital", "rvef"): 7.8, ("hospital", "rvedvi"): 17.6, "hr_per_10_lower_rvef": 1.40}
 SURVIVAL_HORIZON = 2.0  # years; the study's median follow-up was 2.3 years
 LV_DYSFUNCTION_LVEF = 50.0
+RV_DYSFUNCTION_RVEF = 40.0  # the risk-group cut for survival, the study's dysfunction threshold
 
 
 def _frame(predictions: pd.DataFrame, cohort: pd.DataFrame) -> pd.DataFrame:
@@ -140,8 +142,9 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
     for predictor, label in (("rvef", "predicted"), ("rvef_truth", "true")):
         analyses[label] = run_survival(
             survival, out / "survival" / f"{label}_rvef", predictor, event="event", per=-10,
-            covariates=["age", "male"], higher_is_riskier=False, thresholds=[40.0],
-            group_labels=[f"{label} RVEF > 40 %", f"{label} RVEF <= 40 %"], horizon=SURVIVAL_HORIZON,
+            covariates=["age", "male"], higher_is_riskier=False, thresholds=[RV_DYSFUNCTION_RVEF],
+            group_labels=[f"{label} RVEF > {RV_DYSFUNCTION_RVEF:g} %", f"{label} RVEF <= {RV_DYSFUNCTION_RVEF:g} %"],
+            horizon=SURVIVAL_HORIZON,
             td_horizons=[1.0, 2.0, 3.0], title=f"Survival by {label} RVEF (hospital follow-up cohort, "
                                                 f"n = {len(survival):,}; death, with heart-failure death as cause 1)")
 
@@ -178,7 +181,10 @@ def run_evidence(out: Path, ukb_predictions: pd.DataFrame, ukb_cohort: pd.DataFr
     if fg:
         headline.append(_ci_row("Fine-Gray SHR per 10 % lower predicted RVEF (HF death)", fg["shr"], fg["ci_low"],
                                 fg["ci_high"], f"{true['fine_gray']['shr']:.2f} (true RVEF)", None))
-    group = np.where(survival["rvef"] <= 40, "predicted RVEF <= 40 %", "predicted RVEF > 40 %")
+    # the same grouping run_survival made: lower RVEF is riskier, cut at 40 %
+    cut = RV_DYSFUNCTION_RVEF
+    group = risk_groups(-survival["rvef"].to_numpy(), thresholds=[-cut],
+                        labels=[f"predicted RVEF > {cut:g} %", f"predicted RVEF <= {cut:g} %"])
     for g in predicted["risk_groups"]:
         expected = survival.loc[group == g["group"], "true_hf_death_by_horizon"].mean()
         headline.append(_ci_row(f"HF death by {SURVIVAL_HORIZON:g} y, {g['group']}", g["rate"], g["ci_low"],
