@@ -193,12 +193,21 @@ def cohort_build(
     days_after: Annotated[float, typer.Option(help="ECG at most this many days after the study")] = 30,
     outcomes: Annotated[Path | None, typer.Option(help="outcomes table: adds time_years and event")] = None,
     label: Annotated[list[str] | None, typer.Option(help="rv_dysfunction, rv_dilation, ... or NAME=COL<=VALUE")] = None,
+    diastolic: Annotated[bool, typer.Option(help="add ASE 2016 and 2025 diastolic function and grade (echo)")] = False,
+    phenogroups: Annotated[Path | None, typer.Option(help="phenogroups JSON (`cohort phenogroups`) to assign")] = None,
     stratify: Annotated[str | None, typer.Option(help="label to balance across splits")] = None,
     split: Annotated[str, typer.Option(help="train,val,test fractions")] = "0.7,0.1,0.2",
     seed: Annotated[int, typer.Option(help="random seed of the split")] = 0,
 ) -> None:
     """Pair each imaging study with its nearest ECG in the window, add outcomes and labels, split by patient."""
-    from ecgscope.cohort import derive_labels, link_imaging, patient_split, time_to_event
+    from ecgscope.cohort import (
+        Phenogroups,
+        add_diastolic_labels,
+        derive_labels,
+        link_imaging,
+        patient_split,
+        time_to_event,
+    )
     from ecgscope.io import write_parquet
     from ecgscope.store import Store
 
@@ -207,6 +216,11 @@ def cohort_build(
         if outcomes is not None:
             table = time_to_event(table, outcomes)
         table = derive_labels(table, list(label or []))
+        if diastolic:
+            table = add_diastolic_labels(table)
+        if phenogroups is not None:
+            groups = Phenogroups.from_dict(json.loads(phenogroups.read_text()))
+            table = table.join(groups.label(table))
         fractions = tuple(float(f) for f in split.split(","))
         table["split"] = patient_split(table, fractions, stratify=stratify, seed=seed)
     except (EcgscopeError, ValueError, OSError) as exc:
@@ -215,6 +229,35 @@ def cohort_build(
     counts = table["split"].value_counts().to_dict()
     console.print(f"[green]{len(table):,} studies paired[/] ({len(table.patient_id.unique()):,} patients; "
                   f"{counts}) -> [bold]{out}[/]")
+
+
+@cohort_app.command("phenogroups")
+def cohort_phenogroups(
+    imaging: Annotated[Path, typer.Option(help="echo studies (CSV or Parquet) with the clustered measurements")],
+    out: Annotated[Path, typer.Option(help="output JSON: scaling, centres, rates")],
+    outcomes: Annotated[Path | None, typer.Option(help="outcomes (patient_id, followup_years, event) to rank "
+                                                       "the groups by HF death (event 1)")] = None,
+    k: Annotated[int, typer.Option(help="number of groups")] = 2,
+    seed: Annotated[int, typer.Option(help="k-means seed")] = 0,
+) -> None:
+    """Cluster echo measurements into phenogroups, numbered by risk; assign them with `cohort build --phenogroups`."""
+    from ecgscope.cohort import Phenogroups, load_table
+    from ecgscope.cohort.phenogroups import hf_death_followup
+    from ecgscope.io import write_text
+
+    try:
+        echo = load_table(imaging)
+        time, event = hf_death_followup(echo, load_table(outcomes)) if outcomes is not None else (None, None)
+        groups = Phenogroups.fit(echo, time, event, k=k, seed=seed)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    write_text(out, json.dumps(groups.to_dict(), indent=2) + "\n")
+    assigned = groups.assign(echo)
+    for g, rate in enumerate(groups.rates):
+        size = int((assigned == g).sum())
+        tag = "  [bold red]high risk[/]" if g == groups.high_risk else ""
+        console.print(f"  group {g}: {size:,} studies, {rate:.2f} HF deaths per 100 person-years{tag}")
+    console.print(f"[green]phenogroups ranked by {groups.ranked_by}[/] -> [bold]{out}[/]")
 
 
 @app.command()

@@ -69,6 +69,10 @@ def link_imaging(manifest: pd.DataFrame, imaging: pd.DataFrame | str | Path, *, 
         """,
         [float(days_before), float(days_after)],
     ).df()
+    if linked.empty and len(studies):
+        raise CohortError(f"none of the {len(studies):,} imaging studies has an ECG of the same patient from "
+                          f"{days_before:g} days before to {days_after:g} days after it; check that patient ids "
+                          f"and dates in the store's manifest match the imaging table")
     return linked
 
 

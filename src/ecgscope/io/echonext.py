@@ -81,5 +81,8 @@ def load(source: Source) -> ECG:
     meta = {"normalized": "clipped and z-scored per lead by EchoNext", "units_conversion": "none (not mV)",
             "split": split, "sex": row.get("sex"), "age": row.get("age_at_ecg"), **flags}
     signal = np.asarray(_waves(str(file))[i, 0], dtype=np.float32).T
+    # the public metadata may leave the acquisition time out; exports that keep it can be linked by date
+    when = pd.to_datetime(row.get("acquisition_datetime"), errors="coerce")
     return make_ecg(signal, ECHONEXT_FS, STANDARD_LEADS, f"{file}#{i}", ecg_id=str(row["ecg_key"]),
-                    patient_id=str(row["patient_key"]), meta=meta)
+                    patient_id=str(row["patient_key"]), acquired_at=None if pd.isna(when) else when.to_pydatetime(),
+                    meta=meta)
