@@ -317,6 +317,52 @@ def predict(
 
 
 @app.command()
+def pretrain(
+    store: Annotated[Path, typer.Option(help="store of unlabeled ECGs")],
+    out: Annotated[Path, typer.Option(help="run directory (checkpoints, logs, model/)")],
+    model: Annotated[str, typer.Option(help="registry architecture of the encoder")] = DEFAULT_MODEL,
+    epochs: Annotated[int, typer.Option(help="passes over the store")] = 10,
+    batch_size: Annotated[int, typer.Option(help="ECGs per batch (each gives two views)")] = 128,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule)")] = 1e-3,
+    view_s: Annotated[float, typer.Option(help="seconds per view (two windows of each ECG)")] = 5.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+) -> None:
+    """Self-supervised pretraining: contrast two windows of each ECG (leads dropped, noise added) with NT-Xent."""
+    from ecgscope.foundation import pretrain_encoder
+
+    try:
+        model_dir = pretrain_encoder(store, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
+                                     view_s=view_s, seed=seed, resume=resume)
+    except (EcgscopeError, ValueError) as exc:
+        _fail(exc)
+    console.print(f"[green]encoder:[/] {model_dir}  (embed with `ecgscope embed {model_dir} --store ...`)")
+
+
+@app.command()
+def embed(
+    store: Annotated[Path, typer.Option(help="store whose ECGs to embed")],
+    model: Annotated[Path | None, typer.Argument(help="model directory (pretrained or trained)")] = None,
+    out: Annotated[Path, typer.Option(help="output Parquet: ecg_id, patient_id, emb_0 ...")] = Path(
+        "embeddings.parquet"),
+    ecgfounder: Annotated[Path | None, typer.Option(help="an ECGFounder checkpoint (.pth) instead of MODEL")] = None,
+    batch_size: Annotated[int, typer.Option(help="ECGs per batch")] = 64,
+) -> None:
+    """One embedding per ECG of a store, from a saved encoder or a downloaded ECGFounder checkpoint."""
+    from ecgscope.foundation import ecgfounder_encoder, embed_store, load_encoder
+    from ecgscope.store import Store
+
+    if (model is None) == (ecgfounder is None):
+        _fail(ValueError("give either a MODEL directory or --ecgfounder CHECKPOINT"))
+    try:
+        encoder = ecgfounder_encoder(ecgfounder) if ecgfounder is not None else load_encoder(model)
+        embed_store(encoder, store, out, batch_size=batch_size)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    console.print(f"[green]wrote[/] {encoder.dim}-d embeddings of {len(Store(store)):,} ECGs to [bold]{out}[/]")
+
+
+@app.command()
 def evaluate(
     predictions: Annotated[Path, typer.Argument(help="predictions (Parquet/CSV), e.g. from ecgscope predict")],
     out: Annotated[Path, typer.Option(help="folder for the tables")],

@@ -7,8 +7,13 @@ default). Every model has ``forward_features``,
 ``forward_head``, ``reset_head(n)``, ``num_features`` and a ``pretrained_cfg`` input contract.
 """
 
+import warnings
+
 from ecgscope.models import compact, inception1d, net1d, resnet1d, xresnet1d  # noqa: F401  (register models)
 from ecgscope.models.config import ModelCfg
 from ecgscope.models.registry import create_model, list_models, register_model
+
+# an encoder without targets has a zero-width head (num_outputs=0); initialising it is a harmless no-op
+warnings.filterwarnings("ignore", message="Initializing zero-element tensors is a no-op")
 
 __all__ = ["ModelCfg", "create_model", "list_models", "register_model"]

@@ -1,0 +1,21 @@
+"""Foundation encoders: self-supervised pretraining on unlabeled ECGs, embeddings, published checkpoints.
+
+- ``pretrain_encoder`` (``ecgscope pretrain``): contrastive pretraining across segments and leads;
+- ``embed_store`` (``ecgscope embed``): one vector per ECG, streamed to Parquet, from a saved encoder
+  (``load_encoder``) or ECGFounder's released weights (``ecgfounder_encoder``);
+- ``linear_probe``: how much a frozen embedding knows about a label.
+"""
+
+from ecgscope.foundation.embed import (
+           Encoder,
+           ecgfounder_encoder,
+           embed_batches,
+           embed_store,
+           load_encoder,
+           read_embeddings,
+)
+from ecgscope.foundation.pretrain import pretrain_encoder
+from ecgscope.foundation.probe import linear_probe
+
+__all__ = ["Encoder", "ecgfounder_encoder", "embed_batches", "embed_store", "linear_probe", "load_encoder",
+           "pretrain_encoder", "read_embeddings"]

@@ -1,0 +1,94 @@
+"""``ecgscope embed``: one vector per ECG of a store, from a saved encoder or a published checkpoint.
+
+Embeddings are the encoder's pooled features (``forward_features``), computed in batches and streamed to a
+Parquet file (``ecg_id``, ``patient_id``, then ``emb_0`` ... ``emb_{d-1}`` as float32); the file appears
+only when complete. ``ecgfounder_encoder`` wraps a downloaded ECGFounder checkpoint with its exact input
+contract (REFERENCE.md section 3) so that it embeds like any saved model: 1,024 values per ECG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from torch import nn
+
+from ecgscope.io.atomic import atomic_file
+from ecgscope.models import create_model
+from ecgscope.models.net1d import load_ecgfounder
+from ecgscope.progress import progress_bar
+from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline
+from ecgscope.store import Store
+from ecgscope.train.artifact import load_model
+
+
+@dataclass
+class Encoder:
+    """A model that embeds (``forward_features``) and the signal pipeline its input needs."""
+
+    model: nn.Module
+    pipeline: Pipeline
+    name: str
+
+    @property
+    def dim(self) -> int:
+        """Length of one embedding."""
+        return int(self.model.num_features)
+
+
+def load_encoder(model_dir: str | Path) -> Encoder:
+    """The encoder of a saved ecgscope model directory (pretrained, trained or fine-tuned: the head is ignored)."""
+    loaded = load_model(model_dir)
+    return Encoder(loaded.model, loaded.pipeline, f"{loaded.info['architecture']} ({model_dir})")
+
+
+def ecgfounder_encoder(checkpoint: str | Path) -> Encoder:
+    """ECGFounder's Net1D with a downloaded checkpoint (a dict with ``state_dict``) and its preprocessing:
+    500 Hz x 10 s, 50 Hz notch, 0.67-40 Hz band-pass, median baseline removal, global z-score; 1,024-d."""
+    model = load_ecgfounder(create_model("net1d_ecgfounder"), checkpoint, keep_head=False)
+    return Encoder(model.eval(), ECGFOUNDER_PIPELINE, f"ECGFounder ({Path(checkpoint).name})")
+
+
+def embed_batches(encoder: Encoder, signals, fs: float) -> np.ndarray:
+    """Embeddings (n, dim) of an iterable of signal batches (batch, leads, samples) sampled at ``fs``."""
+    model = encoder.model.eval()
+    device = next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for batch in signals:
+            x = torch.from_numpy(encoder.pipeline(np.asarray(batch), fs)).to(device)
+            out.append(model.forward_features(x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, encoder.dim), np.float32)
+
+
+def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, rows: np.ndarray | None = None,
+                batch_size: int = 64, progress: bool = True) -> Path:
+    """Embed ``rows`` (all by default) of ``store`` into the Parquet file ``out``; return its path."""
+    st = store if isinstance(store, Store) else Store(store)
+    rows = np.arange(len(st)) if rows is None else np.asarray(rows)
+    encoder.model.to("cuda" if torch.cuda.is_available() else "cpu")
+    ids = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
+    names = [f"emb_{i}" for i in range(encoder.dim)]
+    schema = pa.schema([("ecg_id", pa.string()), ("patient_id", pa.string())] + [(n, pa.float32()) for n in names])
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar:
+        task = bar.add_task(f"embedding with {encoder.name}", total=len(rows))
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            vectors = embed_batches(encoder, [np.stack([st.read(int(r)) for r in chunk])], st.config.fs)
+            part = ids.iloc[start:start + len(chunk)].reset_index(drop=True)
+            table = pd.concat([part, pd.DataFrame(vectors.astype(np.float32), columns=names)], axis=1)
+            writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
+            bar.advance(task, len(chunk))
+    return Path(out)
+
+
+def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The id columns and the (n, dim) float32 matrix of an embeddings file."""
+    table = pd.read_parquet(path)
+    columns = [c for c in table.columns if c.startswith("emb_")]
+    return table.drop(columns=columns), table[columns].to_numpy(np.float32)
