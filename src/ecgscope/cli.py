@@ -83,10 +83,24 @@ def demo(
     epochs: Annotated[int, typer.Option(help="training epochs")] = 15,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     model: Annotated[str, typer.Option(help="model architecture from the registry")] = DEFAULT_MODEL,
+    study: Annotated[str, typer.Option(help="a (RV from MRI), b (diastolic risk from echo) or both")] = "both",
 ) -> None:
-    """Simulate a UK Biobank-like cohort, train an ECG model for RV size and function, and compare to the oracle."""
+    """Reproduce the two studies on simulated cohorts: A, RV size and function (ukb -> hospital -> prospective,
+    survival); B, diastolic risk with foundation embeddings and synthetic motion (written to OUT/echo)."""
     from ecgscope.studies.demo import run_demo
+    from ecgscope.studies.echo_study import run_echo_study
 
+    if study not in ("a", "b", "both"):
+        _fail(ValueError(f"--study must be a, b or both, not {study!r}"))
+    if study in ("b", "both"):
+        try:
+            report_b = run_echo_study(Path(out) / "echo", seed=seed, encoder_model=model)
+        except (EcgscopeError, ValueError, KeyError) as exc:
+            _fail(exc)
+        console.print(headline_table(report_b.parent / "study.json"))
+        console.print(f"[green bold]study B report:[/] [bold]{report_b}[/]")
+        if study == "b":
+            return
     try:
         result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model)
     except (EcgscopeError, ValueError, KeyError) as exc:
@@ -113,8 +127,10 @@ def demo(
                             f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]")
     console.print(differences)
     console.print(headline_table(result.out / "study.json"))
-    console.print(f"[green bold]study report:[/] [bold]{result.report}[/] (every number: "
+    console.print(f"[green bold]study A report:[/] [bold]{result.report}[/] (every number: "
                   f"{result.report.with_suffix('.json')})")
+    if study == "both":
+        console.print(f"[green bold]study B report:[/] [bold]{Path(out) / 'echo' / 'report.html'}[/]")
     console.print(f"[green]outputs:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
                   f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "
@@ -360,6 +376,55 @@ def embed(
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] {encoder.dim}-d embeddings of {len(Store(store)):,} ECGs to [bold]{out}[/]")
+
+
+motion_app = typer.Typer(help="Synthetic echo motion: ECG -> tissue Doppler cycle (conditional GAN).",
+                         no_args_is_help=True)
+app.add_typer(motion_app, name="motion")
+
+
+@motion_app.command("train")
+def motion_train(
+    store: Annotated[Path, typer.Option(help="store with the paired ECGs")],
+    cohort: Annotated[Path, typer.Option(help="cohort table: ecg_row, patient_id, split (train/val/test)")],
+    motion: Annotated[Path, typer.Option(help="motion table: patient_id, rr_ms, tdi_velocity_cm_s, "
+                                              "annular_displacement_mm (e.g. the simulator's truth/motion.parquet)")],
+    out: Annotated[Path, typer.Option(help="run directory (checkpoints, logs, model/)")],
+    encoder: Annotated[str, typer.Option(help="registry architecture that reads the ECG")] = DEFAULT_MODEL,
+    epochs: Annotated[int, typer.Option(help="passes over the training pairs")] = 30,
+    batch_size: Annotated[int, typer.Option(help="pairs per batch")] = 64,
+    recon_weight: Annotated[float, typer.Option(help="weight of the L1 term against the adversarial one")] = 20.0,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+) -> None:
+    """Train the generator adversarially with a reconstruction term; report generated vs true on the test split."""
+    from ecgscope.cohort import load_table
+    from ecgscope.motion import train_motion
+
+    try:
+        model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder, epochs=epochs,
+                                 batch_size=batch_size, recon_weight=recon_weight, seed=seed, resume=resume)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    for name, value in json.loads((model_dir / "metrics.json").read_text()).items():
+        console.print(f"  {name:24s} {value:.3f}")
+    console.print(f"[green]generator:[/] {model_dir}")
+
+
+@motion_app.command("generate")
+def motion_generate(
+    model: Annotated[Path, typer.Argument(help="generator directory from `motion train`")],
+    store: Annotated[Path, typer.Option(help="store whose ECGs to turn into motion")],
+    out: Annotated[Path, typer.Option(help="output Parquet: ids, features, curves")] = Path("motion.parquet"),
+) -> None:
+    """One generated cycle per ECG: velocity and displacement curves with s', e', a', e'/a', displacement, timing."""
+    from ecgscope.motion import generate_motion
+
+    try:
+        table = generate_motion(model, store, out)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    console.print(f"[green]wrote[/] generated motion of {len(table):,} ECGs to [bold]{out}[/]")
 
 
 @app.command()

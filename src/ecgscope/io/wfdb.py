@@ -149,6 +149,10 @@ def discover_ptbxl(root: str | Path, rate: int = 500) -> Iterator[Source]:
         raise ValueError(f"PTB-XL has records at 100 or 500 Hz, not {rate}")
     db = _ptbxl_database(str(root))
     column = "filename_hr" if rate == 500 else "filename_lr"
+    if db[column].isna().all():
+        other = 100 if rate == 500 else 500
+        raise ValueError(f"{root}: ptbxl_database.csv lists no records in {column}; read the other tree with "
+                         f"rate={other}")
     for ecg_id, rel in db[column].items():
         yield Source("ptbxl", str(root), f"{ecg_id}:{rel}")
 

@@ -186,11 +186,14 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         table1 = pd.read_csv(run / "table1.csv")
         body.append("<h2>Table 1: the cohorts</h2>" + _table(table1))
         record["table1"] = table1.to_dict(orient="records")
-    for folder in sorted(p.parent for p in run.rglob("evaluation.json")):
+    def own(path: Path) -> bool:  # not inside a nested run (a folder with its own study.json, e.g. demo/echo)
+        return not any((parent / "study.json").exists() for parent in path.parents if run in parent.parents)
+
+    for folder in sorted(p.parent for p in run.rglob("evaluation.json") if own(p)):
         section, data = _evaluation_section(folder, units)
         body.append(section)
         record["evaluations"][str(folder.relative_to(run))] = data
-    for folder in sorted(p.parent for p in run.rglob("summary.json") if (p.parent / "km.csv").exists()):
+    for folder in sorted(p.parent for p in run.rglob("summary.json") if (p.parent / "km.csv").exists() and own(p)):
         section, data = _survival_section(folder)
         body.append(section)
         record["survival"][str(folder.relative_to(run))] = data

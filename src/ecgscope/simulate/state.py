@@ -80,7 +80,8 @@ def draw_state(preset: Preset, n: int, rng: np.random.Generator) -> pd.DataFrame
     e_over_e_prime = e_wave / ((septal_e + lateral_e) / 2.0)
     lavi = np.clip(26.0 + 5.0 * diastolic + 9.0 * af + rng.normal(0, 5, n), 12, 90)
     tr_velocity = np.clip(2.25 + 0.12 * diastolic + 1.5 * pulmonary_pressure + rng.normal(0, 0.2, n), 1.5, 5.0)
-    s_prime = np.clip(9.0 + 0.08 * (lvef - 60.0) + 0.04 * (rvef - 57) + rng.normal(0, 1.1, n), 3, 16)
+    # s' follows longitudinal systolic function: about 5-6 cm/s when LVEF is 30 %, 9 in health
+    s_prime = np.clip(9.0 + 0.12 * (lvef - 60.0) + 0.04 * (rvef - 57) + rng.normal(0, 1.0, n), 3, 16)
     a_prime = np.clip(8.0 + 1.0 * age_z + 0.4 * diastolic + rng.normal(0, 1.2, n), 3, 16)
     a_prime = np.where(af, np.nan, a_prime)
 

@@ -76,16 +76,18 @@ def draw_ecg_parameters(state: pd.DataFrame, rng: np.random.Generator) -> pd.Dat
 
     rv_load = 0.75 * pressure + 0.4 * np.clip((rvedvi - 95.0) / 55.0, 0, 1.5)
     lvh = np.clip((lvmi - 75.0) / 40.0, 0, 2)
+    # LV systolic dysfunction: conduction delay and lower voltage, the signs AI-ECG reads a low LVEF from
+    lv_failure = np.clip(55.0 - lvef, 0, None)
 
     hr = 64.0 + 2.5 * np.clip(diastolic, -1, 4) + 0.15 * np.clip(55 - lvef, 0, None) + 4.0 * pressure
     hr = np.clip(hr + 6.0 * af + rng.normal(0, 9.0, n), 42, 135)
     rbbb = rng.random(n) < 1 / (1 + np.exp(-(-4.0 + 0.035 * (rvedvi - 85.0) + 1.0 * pressure)))
-    qrs = (86.0 + 5.0 * ~female + 0.45 * (rvedvi - 82.0) + 0.06 * (lvmi - 65.0)
+    qrs = (86.0 + 5.0 * ~female + 0.45 * (rvedvi - 82.0) + 0.06 * (lvmi - 65.0) + 0.35 * lv_failure
            + 26.0 * rbbb + rng.normal(0, 10.0, n))
     frontal = rng.normal(6.0, 26.0, n) + 115.0 * rv_load - 10.0 * lvh
     horizontal = rng.normal(0.0, 24.0, n) - 70.0 * rv_load
     qrs_amp = (np.exp(rng.normal(0, 0.17, n)) * (1 + 0.006 * (lvmi - 65.0)) * np.where(female, 0.9, 1.0)
-               * np.sqrt(1.9 / state["bsa"].to_numpy()))
+               * np.sqrt(1.9 / state["bsa"].to_numpy()) * (1 - 0.006 * np.clip(lv_failure, 0, 40)))
     rprime = np.where(rbbb, rng.uniform(0.25, 0.8, n), np.clip(rng.normal(0.0, 0.03, n), 0, None))
     t_rv = 0.15 * np.clip((50.0 - rvef) / 15.0, 0, 2) + rng.normal(0, 0.12, n)
     t_amp = np.exp(rng.normal(0, 0.18, n)) * (1 - 0.2 * np.clip(lvh - 0.5, 0, 1))

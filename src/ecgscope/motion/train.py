@@ -1,0 +1,238 @@
+"""``ecgscope motion train|generate``: fit the ECG -> annular motion GAN on paired data; generate curves.
+
+Paired data: a cohort table (``ecg_row``, ``patient_id``, ``split`` with train/val/test) over a store, and a
+motion table keyed by ``patient_id`` with ``rr_ms`` and the curves ``tdi_velocity_cm_s`` and
+``annular_displacement_mm`` (lists of equal length: one R-to-R cycle; the simulator writes it as
+``truth/motion.parquet``). The generator is saved as a directory: ``weights.safetensors``, ``motion.json``
+(architecture and checksum), ``preprocess.json``, ``metrics.json``; loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.errors import EcgscopeError
+from ecgscope.io import write_text
+from ecgscope.io.atomic import atomic_dir
+from ecgscope.motion.features import curve_errors, motion_features
+from ecgscope.motion.gan import MotionGAN, MotionGenerator, log_rr, rr_from_log, scale_curves, unscale_curves
+from ecgscope.progress import progress_bar
+from ecgscope.signal import Pipeline
+from ecgscope.store.layout import Store
+from ecgscope.train.datamodule import CohortDataModule, CohortDataset
+from ecgscope.train.module import RngState, quiet_lightning, select_device
+
+FORMAT_VERSION = 1
+STEPS = [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}]
+MOTION_COLUMNS = ("rr_ms", "tdi_velocity_cm_s", "annular_displacement_mm")
+
+
+class MotionError(EcgscopeError, ValueError):
+    """Paired motion data or a generator directory that cannot be used."""
+
+
+@dataclass
+class LoadedGenerator:
+    """A generator ready to run, with its input pipeline and settings."""
+
+    generator: MotionGenerator
+    pipeline: Pipeline
+    info: dict
+
+
+def paired_curves(cohort: pd.DataFrame, motion: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Velocity (n, T), displacement (n, T) and RR (n,) of each cohort row, matched on ``patient_id``."""
+    missing = [c for c in ("patient_id", *MOTION_COLUMNS) if c not in motion.columns]
+    if missing:
+        raise MotionError(f"the motion table lacks column(s) {missing}")
+    by_patient = motion.assign(patient_id=motion["patient_id"].astype(str)).drop_duplicates("patient_id")
+    by_patient = by_patient.set_index("patient_id")
+    wanted = cohort["patient_id"].astype(str)
+    absent = sorted(set(wanted) - set(by_patient.index))
+    if absent:
+        raise MotionError(f"no motion curves for {len(absent)} patient(s) of the cohort, e.g. {absent[:3]}")
+    rows = by_patient.loc[wanted]
+    velocity = np.stack(rows["tdi_velocity_cm_s"].to_numpy()).astype(np.float32)
+    displacement = np.stack(rows["annular_displacement_mm"].to_numpy()).astype(np.float32)
+    return velocity, displacement, rows["rr_ms"].to_numpy(np.float32)
+
+
+def _targets(velocity: np.ndarray, displacement: np.ndarray, rr_ms: np.ndarray) -> np.ndarray:
+    curves = scale_curves(torch.from_numpy(velocity), torch.from_numpy(displacement)).flatten(1)
+    return torch.cat([curves, log_rr(torch.from_numpy(rr_ms))[:, None]], 1).numpy()
+
+
+class _FlatTargetGAN(MotionGAN):
+    """MotionGAN fed by ``CohortDataset``: the targets row is the flattened scaled curves then log RR."""
+
+    def _split(self, batch):
+        ecg, flat = batch
+        n_points = self.generator.n_points
+        return ecg, flat[:, : 2 * n_points].view(len(ecg), 2, n_points), flat[:, -1]
+
+    def training_step(self, batch, index):
+        return super().training_step(self._split(batch), index)
+
+    def validation_step(self, batch, index):
+        return super().validation_step(self._split(batch), index)
+
+
+def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, out: str | Path, *,
+                 encoder: str = "net1d_small", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
+                 recon_weight: float = 20.0, seed: int = 0, resume: bool = False, progress: bool = True) -> Path:
+    """Train the motion GAN on the train split (validation L1 on val), evaluate on test; return the model dir."""
+    out = Path(out)
+    if not resume and (out / "checkpoints").exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
+    need = [c for c in ("ecg_row", "patient_id", "split") if c not in cohort.columns]
+    if need:
+        raise MotionError(f"the cohort table lacks column(s) {need}; build it with `ecgscope cohort build`")
+    velocity, displacement, rr_ms = paired_curves(cohort, motion)
+    n_points = velocity.shape[1]
+    st = Store(store)
+    pipeline = Pipeline(st.config.fs, st.config.n_samples, STEPS)
+    targets = _targets(velocity, displacement, rr_ms)
+    split = cohort["split"].to_numpy()
+    rows = cohort["ecg_row"].to_numpy()
+    data = {s: CohortDataset(st, rows[split == s], targets[split == s], pipeline,
+                             AugmentConfig() if s == "train" else None, seed) for s in ("train", "val")}
+    if not len(data["train"]) or not len(data["val"]):
+        raise MotionError("the cohort needs rows in both the 'train' and 'val' splits")
+
+    quiet_lightning()
+    L.seed_everything(seed, workers=True, verbose=False)
+    generator = MotionGenerator(encoder, n_points=n_points)
+    module = _FlatTargetGAN(generator, lr=lr, recon_weight=recon_weight, max_epochs=epochs)
+    accelerator, precision = select_device()
+    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
+                        deterministic=True, logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
+                        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,
+                                                   every_n_epochs=1), RngState()],
+                        enable_progress_bar=progress, enable_model_summary=False)
+    last = out / "checkpoints" / "last.ckpt"
+    trainer.fit(module, datamodule=CohortDataModule(data, batch_size, 0, seed),
+                ckpt_path=str(last) if resume and last.exists() else None)
+
+    metrics: dict[str, float] = {}
+    test = split == "test"
+    if test.any():
+        loaded = LoadedGenerator(generator.cpu().eval(), pipeline, {})
+        gen_v, gen_d, gen_rr = generate_batches(loaded, st, rows[test], progress=False)
+        metrics = motion_agreement(velocity[test], displacement[test], rr_ms[test], gen_v, gen_d, gen_rr)
+    info = {"encoder": encoder, "n_points": n_points, "noise_dim": generator.noise_dim, "width": generator.width,
+            "trained_on": f"{len(data['train'])} paired ECGs", "epochs": epochs, "recon_weight": recon_weight}
+    return save_generator(out / "model", generator, pipeline, info, metrics)
+
+
+def motion_agreement(velocity: np.ndarray, displacement: np.ndarray, rr_ms: np.ndarray, gen_velocity: np.ndarray,
+                     gen_displacement: np.ndarray, gen_rr_ms: np.ndarray) -> dict[str, float]:
+    """Generated against true cycles: mean curve RMSE and correlation, RR error, and the Pearson r between
+    generated and true features (s', e', a', e'/a', displacement)."""
+    velocity_err, displacement_err = curve_errors(velocity, gen_velocity), curve_errors(displacement, gen_displacement)
+    true_f = motion_features(velocity, displacement, rr_ms)
+    gen_f = motion_features(gen_velocity, gen_displacement, gen_rr_ms)
+    out = {"velocity_rmse_cm_s": float(velocity_err["rmse"].mean()),
+           "velocity_correlation": float(velocity_err["correlation"].mean()),
+           "displacement_rmse_mm": float(displacement_err["rmse"].mean()),
+           "rr_mae_ms": float(np.mean(np.abs(rr_ms - gen_rr_ms)))}
+    for name in ("s_prime", "e_prime", "a_prime", "e_over_a_prime", "displacement_mm"):
+        ok = true_f[name].notna() & gen_f[name].notna()
+        out[f"{name}_r"] = float(np.corrcoef(true_f[name][ok], gen_f[name][ok])[0, 1]) if ok.sum() > 2 else np.nan
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_generator(path: str | Path, generator: MotionGenerator, pipeline: Pipeline, info: dict,
+                   metrics: dict | None = None) -> Path:
+    """Write a generator directory atomically; return its path."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(path, overwrite=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()},
+                  str(tmp / "weights.safetensors"))
+        meta = {"format_version": FORMAT_VERSION, "kind": "motion_generator", **info,
+                "weights_sha256": _sha256(tmp / "weights.safetensors")}
+        (tmp / "motion.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / "preprocess.json").write_text(pipeline.to_json())
+        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
+    return Path(path)
+
+
+def load_generator(path: str | Path) -> LoadedGenerator:
+    """Load a generator directory; raises ``MotionError`` if a file is missing, altered or of another shape."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    for name in ("weights.safetensors", "motion.json", "preprocess.json"):
+        if not (path / name).exists():
+            raise MotionError(f"{path} is not a motion generator directory: {name} is missing")
+    info = json.loads((path / "motion.json").read_text())
+    if info.get("kind") != "motion_generator":
+        raise MotionError(f"{path / 'motion.json'} does not describe a motion generator")
+    if _sha256(path / "weights.safetensors") != info.get("weights_sha256"):
+        raise MotionError(f"{path / 'weights.safetensors'} does not match the checksum in motion.json")
+    generator = MotionGenerator(info["encoder"], info["n_points"], info["noise_dim"], info["width"])
+    try:
+        generator.load_state_dict(load_file(str(path / "weights.safetensors")))
+    except RuntimeError as exc:
+        raise MotionError(f"{path}: the weights do not fit the generator described in motion.json ({exc})") from exc
+    return LoadedGenerator(generator.eval(), Pipeline.from_json((path / "preprocess.json").read_text()), info)
+
+
+def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, batch_size: int = 128,
+                     progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generated velocity (n, T) cm/s, displacement (n, T) mm and RR (n,) ms for ``rows`` of ``store``
+    (the noise is set to zero: the generator's central cycle for each ECG)."""
+    model = loaded.generator.eval()
+    device = next(model.parameters()).device
+    parts = []
+    with torch.no_grad(), progress_bar(progress) as bar:
+        task = bar.add_task("generating motion", total=len(rows))
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start:start + batch_size]
+            x = loaded.pipeline(np.stack([store.read(int(r)) for r in chunk]), store.config.fs)
+            curves, rr = model(torch.from_numpy(x).to(device))
+            v, d = unscale_curves(curves.float().cpu())
+            parts.append((v.numpy(), d.numpy(), rr_from_log(rr.float().cpu()).numpy()))
+            bar.advance(task, len(chunk))
+    if not parts:
+        n = loaded.generator.n_points
+        return np.empty((0, n), np.float32), np.empty((0, n), np.float32), np.empty(0, np.float32)
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+def generate_motion(model_dir: str | Path, store: str | Path, out: str | Path, rows: np.ndarray | None = None,
+                    progress: bool = True) -> pd.DataFrame:
+    """Generate a cycle for each ECG of ``store`` and write curves and features to the Parquet file ``out``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ecgscope.io.atomic import atomic_file
+
+    loaded, st = load_generator(model_dir), Store(store)
+    rows = np.arange(len(st)) if rows is None else np.asarray(rows)
+    velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress)
+    table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
+    table["rr_ms"] = rr_ms
+    features = motion_features(velocity, displacement, rr_ms)
+    arrow = pa.Table.from_pandas(pd.concat([table, features], axis=1), preserve_index=False)
+    for name, values in (("tdi_velocity_cm_s", velocity), ("annular_displacement_mm", displacement)):
+        arrow = arrow.append_column(name, pa.FixedSizeListArray.from_arrays(values.ravel(), values.shape[1]))
+    with atomic_file(out) as tmp:
+        pq.write_table(arrow, tmp)
+    write_text(Path(out).with_suffix(".json"), json.dumps({"generator": str(model_dir), **loaded.info}, indent=2))
+    return pd.concat([table, features], axis=1)

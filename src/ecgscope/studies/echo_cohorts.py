@@ -1,0 +1,91 @@
+"""Study B's cohorts: simulated echo cohorts as files, ingested, each echo paired with the ECG before it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ecgscope.cohort import add_diastolic_labels, link_imaging, patient_split
+from ecgscope.io import write_parquet
+from ecgscope.simulate import get_preset, simulate_cohort
+from ecgscope.simulate.export import write_cohort
+from ecgscope.store import Store, ingest
+
+#: The EchoNext rule: the ECG within a year before the echo.
+ECHO_DAYS_BEFORE = 365
+
+
+@dataclass
+class EchoCohort:
+    """A simulated cohort on disk: its files, its store, and the ECG-echo pairs with labels and outcomes."""
+
+    name: str
+    files: Path
+    store: Path
+    table: pd.DataFrame
+
+    @property
+    def motion(self) -> pd.DataFrame:
+        """The simulator's true annular motion per patient (the GAN's paired targets)."""
+        return pd.read_parquet(self.files / "truth" / "motion.parquet")
+
+    @property
+    def truth(self) -> pd.DataFrame:
+        """The simulator's latent state per patient (for checks, never for training)."""
+        return pd.read_parquet(self.files / "truth" / "patients.parquet")
+
+
+def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 100.0,
+                      split: tuple[float, float, float] = (0.7, 0.1, 0.2), progress: bool = True) -> EchoCohort:
+    """Simulate ``preset`` as WFDB files, ingest them at ``fs``, pair each echo with the patient's ECG of the year
+    before, add age and sex, the ASE 2016 / 2025 labels and follow-up (``followup_years``, ``event``), and split
+    by patient (``split=(0, 0, 1)`` makes a pure test cohort)."""
+    out = Path(out)
+    files = write_cohort(simulate_cohort(preset, n=n, seed=seed), out / f"{preset}_files", formats=("wfdb",),
+                         overwrite=True, progress=progress)
+    store = out / f"{preset}_store"
+    # the PTB-XL layout has a 100 Hz tree only beside 500 Hz records; other rates are in the "hr" tree
+    rate = 100 if fs == 100 and get_preset(preset).fs == 500 else 500
+    ingest([files / "wfdb"], store, fs=fs, rate=rate, progress=progress)
+
+    manifest = Store(store).manifest
+    table = link_imaging(manifest, files / "measurements" / "echo.parquet", days_before=ECHO_DAYS_BEFORE,
+                         days_after=0)
+    table = add_diastolic_labels(table).merge(manifest[["ecg_id", "age", "sex"]], on="ecg_id", how="left")
+    outcomes = pd.read_parquet(files / "outcomes.parquet")[["patient_id", "followup_years", "event"]]
+    table = table.merge(outcomes.assign(patient_id=outcomes["patient_id"].astype(str)), on="patient_id", how="left")
+    table["split"] = patient_split(table, split, seed=seed)
+    write_parquet(table, out / f"{preset}_cohort.parquet")
+    return EchoCohort(preset, files, store, table)
+
+
+@dataclass
+class FollowUpCohort:
+    """A simulated CODE-15%-like cohort: its files, its store, and each patient's first exam with follow-up."""
+
+    name: str
+    files: Path
+    store: Path
+    table: pd.DataFrame
+
+
+def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, progress: bool = True) -> FollowUpCohort:
+    """Simulate ``code15`` in the CODE-15% layout, ingest it, and keep each patient's first exam (the one CODE-15%
+    gives ``death`` / ``timey`` on) with follow-up years and the cause of death (1 HF, 2 other, 0 censored), which
+    only the simulation knows: real CODE-15% has no cause of death."""
+    out = Path(out)
+    files = write_cohort(simulate_cohort("code15", n=n, seed=seed), out / "code15_files", formats=("code15",),
+                         overwrite=True, progress=progress)
+    store = out / "code15_store"
+    ingest([files / "code15"], store, fs=fs, progress=progress)
+    exams = pd.read_csv(files / "code15" / "exams.csv")
+    first = exams.loc[exams["timey"].notna(), "exam_id"].astype(str)
+    manifest = Store(store).manifest
+    table = manifest.loc[manifest["ecg_id"].astype(str).isin(set(first)), ["row", "ecg_id", "patient_id", "age", "sex"]]
+    table = table.rename(columns={"row": "ecg_row"}).assign(patient_id=table["patient_id"].astype(str))
+    outcomes = pd.read_parquet(files / "outcomes.parquet")[["patient_id", "followup_years", "event"]]
+    table = table.merge(outcomes.assign(patient_id=outcomes["patient_id"].astype(str)), on="patient_id")
+    write_parquet(table, out / "code15_cohort.parquet")
+    return FollowUpCohort("code15", files, store, table.reset_index(drop=True))
