@@ -58,3 +58,41 @@ def test_clear_errors_for_missing_columns_and_labels():
         cross_fitted(table, y_missing, groups, BLOCKS)
     with pytest.raises(EnsembleError, match="0/1"):
         fit_ensemble(table, np.zeros(len(y)), BLOCKS)
+
+
+def test_ensemble_command_cross_fits_applies_and_feeds_evaluate(tmp_path):
+    from typer.testing import CliRunner
+
+    from ecgscope.cli import app
+
+    table, y, groups = _data(n=300)
+    ids = [str(i) for i in range(len(table))]
+    cohort = pd.DataFrame({"ecg_id": ids, "patient_id": groups.astype(str), "risk": y,
+                           "age": np.random.default_rng(2).normal(60, 10, len(table)), "sex": "F"})
+    cohort.to_parquet(tmp_path / "cohort.parquet")
+    table.assign(ecg_id=ids)[["ecg_id", *BLOCKS["foundation"]]].to_parquet(tmp_path / "emb.parquet")
+    motion = table.assign(ecg_id=ids, curve=[[0.0, 1.0]] * len(table))[["ecg_id", "e_prime", "s_prime", "curve"]]
+    motion.to_parquet(tmp_path / "motion.parquet")
+    args = ["ensemble", "--cohort", str(tmp_path / "cohort.parquet"), "--label", "risk", "--out", str(tmp_path / "out"),
+            "--features", f"foundation={tmp_path / 'emb.parquet'}",
+            "--features", f"motion={tmp_path / 'motion.parquet'}",
+            "--covariate", "age", "--folds", "3", "--apply", str(tmp_path / "cohort.parquet"),
+            "--apply-features", f"foundation={tmp_path / 'emb.parquet'}",
+            "--apply-features", f"motion={tmp_path / 'motion.parquet'}"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    for stem in ("cross_fitted", "cross_fitted_foundation", "cross_fitted_motion", "cross_fitted_covariates",
+                 "applied", "applied_motion"):
+        frame = pd.read_parquet(out / f"{stem}.parquet")
+        assert list(frame.columns) == ["ecg_id", "patient_id", "risk_true", "risk_pred"] and len(frame) == 300
+    evaluated = CliRunner().invoke(app, ["evaluate", str(out / "cross_fitted.parquet"), "--out", str(tmp_path / "ev"),
+                                         "--baseline", str(out / "cross_fitted_foundation.parquet"),
+                                         "--n-boot", "20", "--no-age-bands"])
+    assert evaluated.exit_code == 0, evaluated.output
+    comparison = pd.read_csv(tmp_path / "ev" / "comparison.csv")
+    assert comparison.loc[comparison.measure == "continuous NRI", "estimate"].iloc[0] > 0
+
+    motion.iloc[:-1].to_parquet(tmp_path / "short.parquet")  # one ECG without generated motion
+    short = CliRunner().invoke(app, args[:7] + ["--features", f"motion={tmp_path / 'short.parquet'}"])
+    assert short.exit_code != 0 and "lacks 1 of the cohort's ECGs" in short.output

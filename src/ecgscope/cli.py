@@ -391,6 +391,8 @@ def motion_train(
                                               "annular_displacement_mm (e.g. the simulator's truth/motion.parquet)")],
     out: Annotated[Path, typer.Option(help="run directory (checkpoints, logs, model/)")],
     encoder: Annotated[str, typer.Option(help="registry architecture that reads the ECG")] = DEFAULT_MODEL,
+    init_encoder: Annotated[Path | None, typer.Option(help="start the encoder from a saved model (e.g. "
+                                                           "`ecgscope pretrain`'s)")] = None,
     epochs: Annotated[int, typer.Option(help="passes over the training pairs")] = 30,
     batch_size: Annotated[int, typer.Option(help="pairs per batch")] = 64,
     recon_weight: Annotated[float, typer.Option(help="weight of the L1 term against the adversarial one")] = 20.0,
@@ -402,8 +404,9 @@ def motion_train(
     from ecgscope.motion import train_motion
 
     try:
-        model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder, epochs=epochs,
-                                 batch_size=batch_size, recon_weight=recon_weight, seed=seed, resume=resume)
+        model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder,
+                                 init_encoder=init_encoder, epochs=epochs, batch_size=batch_size,
+                                 recon_weight=recon_weight, seed=seed, resume=resume)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     for name, value in json.loads((model_dir / "metrics.json").read_text()).items():
@@ -425,6 +428,73 @@ def motion_generate(
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] generated motion of {len(table):,} ECGs to [bold]{out}[/]")
+
+
+def _named_paths(items: list[str] | None) -> dict[str, Path]:
+    """``NAME=PATH`` options (or bare paths, named by their file stem)."""
+    out = {}
+    for item in items or []:
+        name, _, path = item.rpartition("=")
+        out[name or Path(path).stem] = Path(path)
+    return out
+
+
+@app.command()
+def ensemble(
+    cohort: Annotated[Path, typer.Option(help="development cohort (Parquet/CSV): ecg_id, patient_id, the label")],
+    label: Annotated[str, typer.Option(help="binary label column, e.g. diastolic_risk_phenogroup")],
+    out: Annotated[Path, typer.Option(help="output folder")],
+    features: Annotated[list[str] | None, typer.Option(help="NAME=PATH of a feature table keyed by ecg_id "
+                                                            "(embeddings, generated motion; repeat)")] = None,
+    covariate: Annotated[list[str] | None, typer.Option(help="cohort column used as a covariate (repeat)")] = None,
+    apply: Annotated[Path | None, typer.Option(help="a second cohort to predict with the model fitted on all of "
+                                                    "the development cohort")] = None,
+    apply_features: Annotated[list[str] | None, typer.Option(help="NAME=PATH feature tables of --apply, the "
+                                                                  "same names as --features")] = None,
+    folds: Annotated[int, typer.Option(help="cross-fitting folds (grouped by patient)")] = 5,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+) -> None:
+    """Stack the feature blocks into one calibrated probability, cross-fitted on the development cohort; each block
+    alone is fitted the same way, so `ecgscope evaluate --baseline` compares the whole with a part."""
+    from ecgscope.cohort import load_table
+    from ecgscope.ensemble import cross_fitted, fit_ensemble, join_blocks
+    from ecgscope.io import write_parquet, write_text
+
+    def write(table, probabilities, stem: str) -> None:
+        """One predictions file per model (the ensemble, then each block alone), in `evaluate`'s columns."""
+        for name in probabilities.columns:
+            frame = table[["ecg_id", "patient_id"]].reset_index(drop=True).astype(str)
+            if label in table.columns:
+                frame[f"{label}_true"] = table[label].to_numpy(float)
+            frame[f"{label}_pred"] = probabilities[name].to_numpy()
+            write_parquet(frame, out / (f"{stem}.parquet" if name == "ensemble" else f"{stem}_{name}.parquet"))
+
+    try:
+        dev = load_table(cohort)
+        if label not in dev.columns:
+            raise ValueError(f"{cohort} has no column {label!r}")
+        dev = dev[dev[label].notna()].reset_index(drop=True)
+        x, blocks = join_blocks(dev, _named_paths(features), list(covariate or []))
+        oof = cross_fitted(x, dev[label].to_numpy(float), dev["patient_id"], blocks, seed=seed, folds=folds)
+        fitted = fit_ensemble(x, dev[label].to_numpy(float), blocks, seed=seed, folds=folds)
+        other = x_other = None
+        if apply is not None:
+            other = load_table(apply)
+            x_other, _ = join_blocks(other, _named_paths(apply_features), list(covariate or []))
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    out.mkdir(parents=True, exist_ok=True)
+    write(dev, oof, "cross_fitted")
+    write_text(out / "weights.json", json.dumps({"blocks": blocks, "meta_weights": fitted.weights}, indent=2) + "\n")
+    from ecgscope.evaluate import auroc
+
+    y = dev[label].to_numpy(float)
+    for name in oof.columns:
+        console.print(f"  {name:12s} cross-fitted AUROC {auroc(y, oof[name].to_numpy()):.3f}")
+    console.print(f"[green]wrote[/] {out}/cross_fitted*.parquet ({len(dev):,} rows; one file per model)")
+    if other is not None:
+        write(other, fitted.predict(x_other), "applied")
+        console.print(f"[green]wrote[/] {out}/applied*.parquet ({len(other):,} rows)")
 
 
 @app.command()

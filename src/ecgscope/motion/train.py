@@ -89,9 +89,13 @@ class _FlatTargetGAN(MotionGAN):
 
 
 def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, out: str | Path, *,
-                 encoder: str = "net1d_small", epochs: int = 30, batch_size: int = 64, lr: float = 1e-3,
-                 recon_weight: float = 20.0, seed: int = 0, resume: bool = False, progress: bool = True) -> Path:
-    """Train the motion GAN on the train split (validation L1 on val), evaluate on test; return the model dir."""
+                 encoder: str = "net1d_small", init_encoder: str | Path | None = None, epochs: int = 30,
+                 batch_size: int = 64, lr: float = 1e-3, recon_weight: float = 20.0, seed: int = 0,
+                 resume: bool = False, progress: bool = True) -> Path:
+    """Train the motion GAN on the train split (validation L1 on val), evaluate on test; return the model dir.
+
+    ``init_encoder``: a saved model directory (e.g. from ``ecgscope pretrain``) whose weights start the
+    generator's ECG encoder; its architecture replaces ``encoder``."""
     out = Path(out)
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
@@ -112,7 +116,19 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
 
     quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
+    if init_encoder is not None:
+        from ecgscope.train.artifact import load_model
+
+        pretrained = load_model(init_encoder)
+        encoder = pretrained.info["architecture"]
     generator = MotionGenerator(encoder, n_points=n_points)
+    if init_encoder is not None:
+        weights = {k: v for k, v in pretrained.model.state_dict().items()
+                   if not k.startswith(f"{getattr(pretrained.model, 'head_attr', 'head')}.")}
+        try:
+            generator.encoder.load_state_dict(weights, strict=False)
+        except RuntimeError as exc:
+            raise MotionError(f"{init_encoder}: its weights do not fit the generator's {encoder} encoder") from exc
     module = _FlatTargetGAN(generator, lr=lr, recon_weight=recon_weight, max_epochs=epochs)
     accelerator, precision = select_device()
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
@@ -131,7 +147,8 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
         gen_v, gen_d, gen_rr = generate_batches(loaded, st, rows[test], progress=False)
         metrics = motion_agreement(velocity[test], displacement[test], rr_ms[test], gen_v, gen_d, gen_rr)
     info = {"encoder": encoder, "n_points": n_points, "noise_dim": generator.noise_dim, "width": generator.width,
-            "trained_on": f"{len(data['train'])} paired ECGs", "epochs": epochs, "recon_weight": recon_weight}
+            "trained_on": f"{len(data['train'])} paired ECGs", "epochs": epochs, "recon_weight": recon_weight,
+            "encoder_init": str(init_encoder) if init_encoder is not None else "random"}
     return save_generator(out / "model", generator, pipeline, info, metrics)
 
 

@@ -15,19 +15,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from ecgscope.cohort import Phenogroups
 from ecgscope.cohort.phenogroups import hf_death_followup
-from ecgscope.ensemble import cross_fitted, fit_ensemble
+from ecgscope.ensemble import cross_fitted, fit_ensemble, join_blocks
 from ecgscope.evaluate import auroc, bootstrap_ci, paired_difference_ci
 from ecgscope.evaluate.classification import choose_threshold
 from ecgscope.evaluate.evaluation import run_evaluation
 from ecgscope.evaluate.regression import pearson_r
 from ecgscope.evaluate.tables import age_bands, table_one
-from ecgscope.foundation import embed_store, load_encoder, pretrain_encoder, read_embeddings
+from ecgscope.foundation import embed_store, load_encoder, pretrain_encoder
 from ecgscope.io import write_parquet, write_text
 from ecgscope.motion import generate_batches, load_generator, motion_agreement, motion_features, train_motion
 from ecgscope.motion.train import paired_curves
@@ -37,9 +38,7 @@ from ecgscope.studies.echo_cohorts import build_code15_cohort, build_echo_cohort
 from ecgscope.survival.analysis import run_survival
 
 LABEL = "diastolic_risk_phenogroup"
-MOTION_BLOCK = ["s_prime", "e_prime", "a_prime", "e_over_a_prime", "displacement_mm", "time_to_s_ms",
-                "time_to_e_ms", "rr_ms"]
-COVARIATES = ["age", "male"]
+COVARIATES = ["age", "sex"]
 #: EchoNext flags reported (those the simulated cohort has enough of).
 ECHONEXT_FLAGS = ["shd_moderate_or_greater_flag", "lvef_lte_45_flag", "lvwt_gte_13_flag", "pasp_gte_45_flag",
                   "tr_max_gte_32_flag"]
@@ -50,26 +49,17 @@ PUBLISHED = {"dev": 0.86, "external": 0.85, "nri": 0.54, "echonext": "0.74-0.83"
 
 
 def _features(cohort_table: pd.DataFrame, store: Path, encoder, generator, out: Path, name: str,
-              progress: bool) -> pd.DataFrame:
-    """Embeddings, generated motion features and covariates of each row's ECG (written to ``out``)."""
+              progress: bool) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Embed and generate motion for each row's ECG (files under ``out``), then join them with age and sex into
+    the ensemble's feature blocks (``foundation``, ``motion``, ``covariates``)."""
     rows = cohort_table["ecg_row"].to_numpy()
-    path = out / "embeddings" / f"{name}.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    embed_store(encoder, store, path, rows=rows, progress=progress)
-    ids, vectors = read_embeddings(path)
+    embeddings = embed_store(encoder, store, out / "embeddings" / f"{name}.parquet", rows=rows, progress=progress)
     velocity, displacement, rr_ms = generate_batches(generator, Store(store), rows, progress=progress)
-    motion = motion_features(velocity, displacement, rr_ms).assign(rr_ms=rr_ms)
-    write_parquet(motion.assign(ecg_id=ids["ecg_id"].to_numpy()), out / "motion" / f"{name}_generated.parquet")
-    table = pd.concat([ids, pd.DataFrame(vectors, columns=[f"emb_{i}" for i in range(vectors.shape[1])]), motion],
-                      axis=1)
-    table["age"] = cohort_table["age"].to_numpy(float)
-    table["male"] = (cohort_table["sex"].astype(str) == "M").to_numpy(float)
-    return table
-
-
-def _blocks(features: pd.DataFrame) -> dict[str, list[str]]:
-    return {"foundation": [c for c in features.columns if c.startswith("emb_")], "motion": MOTION_BLOCK,
-            "covariates": COVARIATES}
+    motion = motion_features(velocity, displacement, rr_ms).assign(
+        rr_ms=rr_ms, ecg_id=Store(store).manifest["ecg_id"].astype(str).to_numpy()[rows])
+    motion_path = out / "motion" / f"{name}_generated.parquet"
+    write_parquet(motion, motion_path)
+    return join_blocks(cohort_table, {"foundation": embeddings, "motion": motion_path}, COVARIATES)
 
 
 def _row(measure: str, estimate, low=None, high=None, truth=None, published=None, note="") -> dict:
@@ -85,9 +75,10 @@ def _evaluation_frame(table: pd.DataFrame, predictions: pd.Series) -> pd.DataFra
 
 def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: int = 1012, n_external: int = 956,
                    n_code15: int = 5000, n_echonext: int = 2000, pretrain_epochs: int = 10, motion_epochs: int = 30,
-                   encoder_model: str = "net1d_small", n_boot: int = 500, fs: float = 100.0,
-                   progress: bool = True) -> Path:
-    """Run study B end to end under ``out``; return the report's path."""
+                   encoder_model: str = "net1d_small", motion_from_foundation: bool = True, folds: int = 5,
+                   n_boot: int = 500, fs: float = 100.0, progress: bool = True) -> Path:
+    """Run study B end to end under ``out``; return the report's path. ``motion_from_foundation`` starts the
+    motion generator's ECG encoder from the pretrained foundation encoder."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = build_echo_cohort("echo-dev", n_dev, seed + 10, out, fs=fs, split=(0.85, 0.15, 0.0), progress=progress)
@@ -104,14 +95,18 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
     for cohort in (dev, ext, echonext):
         cohort.table[["phenogroup", LABEL]] = groups.label(cohort.table)
 
-    # foundation encoder (no labels) and motion generator (echo-dev pairs only)
+    # foundation encoder (no labels) and motion generator (echo-dev pairs only); a re-run starts them afresh
+    for run in ("foundation", "motion_gan"):
+        shutil.rmtree(out / run, ignore_errors=True)
     encoder = load_encoder(pretrain_encoder(code15.store, out / "foundation", model=encoder_model,
                                             epochs=pretrain_epochs, seed=seed, progress=progress))
     generator_dir = train_motion(dev.store, dev.table, dev.motion, out / "motion_gan", encoder=encoder_model,
+                                 init_encoder=out / "foundation" / "model" if motion_from_foundation else None,
                                  epochs=motion_epochs, seed=seed, progress=progress)
     generator = load_generator(generator_dir)
-    features = {c.name: _features(c.table, c.store, encoder, generator, out, c.name, progress)
-                for c in (dev, ext, echonext, code15)}
+    features = {}
+    for c in (dev, ext, echonext, code15):
+        features[c.name], blocks = _features(c.table, c.store, encoder, generator, out, c.name, progress)
 
     # generated against true motion on the external cohort's patients, never seen in training
     true_v, true_d, true_rr = paired_curves(ext.table, ext.motion)
@@ -124,10 +119,9 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
     write_text(out / "motion" / "external_agreement.json", json.dumps(agreement, indent=2) + "\n")
 
     # the ensemble: cross-fitted on echo-dev; fitted on all of echo-dev for every other cohort
-    blocks = _blocks(features["echo-dev"])
     y_dev = dev.table[LABEL].to_numpy(float)
-    dev_oof = cross_fitted(features["echo-dev"], y_dev, dev.table["patient_id"], blocks, seed=seed)
-    fitted = fit_ensemble(features["echo-dev"], y_dev, blocks, seed=seed)
+    dev_oof = cross_fitted(features["echo-dev"], y_dev, dev.table["patient_id"], blocks, seed=seed, folds=folds)
+    fitted = fit_ensemble(features["echo-dev"], y_dev, blocks, seed=seed, folds=folds)
     ext_pred = fitted.predict(features["echo-external"])
     write_text(out / "ensemble_weights.json", json.dumps(fitted.weights, indent=2) + "\n")
 
@@ -153,7 +147,7 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
         y = echonext.table[flag].to_numpy(float)
         if y[train].sum() < 10 or y[~train].sum() < 5:
             continue
-        model = fit_ensemble(features["echonext"][train], y[train], blocks, seed=seed)
+        model = fit_ensemble(features["echonext"][train], y[train], blocks, seed=seed, folds=folds)
         p = model.predict(features["echonext"][~train])["ensemble"].to_numpy()
         est, lo, hi = bootstrap_ci(auroc, y[~train], p, echonext.table["patient_id"].to_numpy()[~train],
                                    n_boot=n_boot, seed=seed)
