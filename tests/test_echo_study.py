@@ -31,6 +31,8 @@ def test_echo_study_runs_end_to_end_and_reports_beside_the_published_numbers(tmp
     assert json.loads((out / "phenogroups.json").read_text())["ranked_by"].startswith("crude event rate")
     page = report.read_text()
     assert "Headline results" in page and "Jamthikar" in page and "data:image/png;base64" in page
+    assert "Synthetic motion against the truth" in page  # generated vs true e' and s', example cycles
+    assert json.loads(report.with_suffix(".json").read_text())["motion"]["motion/external"]["e_prime_r"] <= 1
 
     # a parent run's report leaves the nested study's sections to its own report
     parent = build_report(tmp_path / "demo")

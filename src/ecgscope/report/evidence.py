@@ -128,3 +128,27 @@ def km_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str) -> bytes:
 def cif_figure(curves: pd.DataFrame, at_risk: pd.DataFrame, title: str, horizon: float | None = None) -> bytes:
     """Cumulative incidence curves (competing risks) with CI bands and a numbers-at-risk table."""
     return _curves_with_at_risk(curves, "incidence", at_risk, title, "cumulative incidence", "upper left", horizon)
+
+
+def motion_figure(points: pd.DataFrame, examples: pd.DataFrame, correlations: dict[str, float]) -> bytes:
+    """Generated against true motion: scatters of e' and s' (one point per patient, identity line) and a few
+    example velocity cycles, true solid and generated dashed."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, name, label in ((axes[0], "e_prime", "e'"), (axes[1], "s_prime", "s'")):
+        x, y = points[f"true_{name}"], points[f"generated_{name}"]
+        ax.scatter(x, y, s=6, alpha=0.4, color=COLORS[0])
+        lo, hi = np.nanmin([x.min(), y.min()]), np.nanmax([x.max(), y.max()])
+        ax.plot([lo, hi], [lo, hi], ls=":", color="grey")
+        ax.set(title=f"{label}: r = {correlations.get(name, float('nan')):.2f}", xlabel=f"true {label} (cm/s)",
+               ylabel=f"generated {label} (cm/s)")
+    for i, row in enumerate(examples.itertuples()):
+        t = np.linspace(0, 1, len(row.true_velocity), endpoint=False)
+        color = COLORS[i % len(COLORS)]
+        axes[2].plot(t, row.true_velocity, color=color, lw=1.5)
+        axes[2].plot(t, row.generated_velocity, color=color, lw=1.5, ls="--")
+    axes[2].axhline(0, color="grey", lw=0.5)
+    axes[2].set(title="examples: true (solid) and generated (dashed)", xlabel="fraction of the R-R cycle",
+                ylabel="annular velocity (cm/s)")
+    fig.tight_layout()
+    return _png(fig)

@@ -159,6 +159,19 @@ def _survival_section(folder: Path) -> tuple[str, dict]:
     return "\n".join(parts), s
 
 
+def _motion_section(folder: Path) -> tuple[str, dict]:
+    summary = json.loads((folder / "agreement.json").read_text())
+    points = pd.read_parquet(folder / "agreement.parquet")
+    examples = pd.read_parquet(folder / "examples.parquet")
+    rows = pd.DataFrame([{"measure": k.replace("_", " "), "value": format_number(v, 3)}
+                         for k, v in summary.items() if isinstance(v, int | float)])
+    correlations = {k.removesuffix("_r"): v for k, v in summary.items() if k.endswith("_r")}
+    body = (f"<h2>Synthetic motion against the truth ({len(points):,} patients never seen in training)</h2>"
+            + _table(rows) + _img(evidence.motion_figure(points, examples, correlations),
+                                  "generated against true tissue Doppler features and example cycles"))
+    return body, summary
+
+
 def _headline(study: dict) -> str:
     rows = pd.DataFrame([{"measure": r["measure"], "ecgscope [95 % CI]": _ci(r["estimate"], r.get("ci_low"),
                                                                               r.get("ci_high")),
@@ -197,6 +210,11 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         section, data = _survival_section(folder)
         body.append(section)
         record["survival"][str(folder.relative_to(run))] = data
+    for folder in sorted(p.parent for p in run.rglob("agreement.json") if (p.parent / "agreement.parquet").exists()
+                         and own(p)):
+        section, data = _motion_section(folder)
+        body.append(section)
+        record.setdefault("motion", {})[str(folder.relative_to(run))] = data
     if (run / "transfer" / "transfer_metrics.csv").exists():
         metrics = pd.read_csv(run / "transfer" / "transfer_metrics.csv")
         metrics["estimate [95 % CI]"] = [_ci(r.estimate, r.ci_low, r.ci_high) for r in metrics.itertuples()]

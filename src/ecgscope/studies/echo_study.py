@@ -114,9 +114,13 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
                                             progress=False)
     agreement = motion_agreement(true_v, true_d, true_rr, gen_v, gen_d, gen_rr)
     true_f, gen_f = motion_features(true_v, true_d, true_rr), motion_features(gen_v, gen_d, gen_rr)
+    agreement_dir = out / "motion" / "external"
     write_parquet(pd.concat([true_f.add_prefix("true_"), gen_f.add_prefix("generated_")], axis=1)
-                  .assign(patient_id=ext.table["patient_id"].to_numpy()), out / "motion" / "external_agreement.parquet")
-    write_text(out / "motion" / "external_agreement.json", json.dumps(agreement, indent=2) + "\n")
+                  .assign(patient_id=ext.table["patient_id"].to_numpy()), agreement_dir / "agreement.parquet")
+    write_parquet(pd.DataFrame({"patient_id": ext.table["patient_id"].to_numpy()[:4],
+                                "true_velocity": list(true_v[:4]), "generated_velocity": list(gen_v[:4])}),
+                  agreement_dir / "examples.parquet")
+    write_text(agreement_dir / "agreement.json", json.dumps(agreement, indent=2) + "\n")
 
     # the ensemble: cross-fitted on echo-dev; fitted on all of echo-dev for every other cohort
     y_dev = dev.table[LABEL].to_numpy(float)
