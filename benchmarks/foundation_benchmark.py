@@ -28,6 +28,7 @@ from ecgscope.cohort.phenogroups import hf_death_followup
 from ecgscope.evaluate import auroc, bootstrap_ci, paired_difference_ci
 from ecgscope.evaluate.regression import pearson_r
 from ecgscope.foundation import embed_store, linear_probe, load_encoder, pretrain_encoder, read_embeddings
+from ecgscope.foundation.contrastive import VIEW_AUGMENT
 from ecgscope.foundation.embed import Encoder
 from ecgscope.foundation.pretrain import STEPS
 from ecgscope.signal import Pipeline
@@ -76,11 +77,14 @@ def main() -> None:
     code15 = Store(work / "code15_store")
 
     encoders: dict[str, Encoder] = {}
-    for name, view_s in (("segments+leads", 5.0), ("augment only", 10.0)):
-        run = work / f"pretrain_{name.replace(' ', '_').replace('+', '_')}"
+    variants = (("segments+leads", 5.0, VIEW_AUGMENT), ("augment only", 10.0, VIEW_AUGMENT),
+                ("segments+leads, amplitude kept", 5.0, VIEW_AUGMENT.model_copy(update={"amplitude_scale_sd": 0.0})))
+    for name, view_s, augment in variants:
+        run = work / f"pretrain_{name.replace(' ', '_').replace('+', '_').replace(',', '')}"
         if not (run / "model").exists():
             started = time.perf_counter()
-            pretrain_encoder(code15.root, run, epochs=args.epochs, view_s=view_s, seed=args.seed, progress=False)
+            pretrain_encoder(code15.root, run, epochs=args.epochs, view_s=view_s, seed=args.seed, augment=augment,
+                             progress=False)
             print(f"pretrained {name} on {len(code15):,} ECGs in {time.perf_counter() - started:.0f} s", flush=True)
         encoders[name] = load_encoder(run / "model")
     pipeline = Pipeline(code15.config.fs, code15.config.n_samples, STEPS)
@@ -89,7 +93,7 @@ def main() -> None:
 
     predictions = {}
     for name, encoder in encoders.items():
-        x_dev, x_ext = (_embeddings(encoder, work, name.replace(" ", "_").replace("+", "_"), t, p)
+        x_dev, x_ext = (_embeddings(encoder, work, name.replace(" ", "_").replace("+", "_").replace(",", ""), t, p)
                         for t, p in ((dev, "echo-dev"), (ext, "echo-external")))
         for label, kind in LABELS.items():
             predictions[(name, label)] = linear_probe(x_dev, dev[label].to_numpy(float), x_ext, kind, seed=args.seed)

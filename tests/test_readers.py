@@ -64,6 +64,17 @@ def test_ptbxl_tree_brings_demographics(hospital_dir):
     assert lowres.fs == 100 and lowres.n_samples == 1000
 
 
+def test_ptbxl_tree_without_the_asked_rate_says_which_to_read(tmp_path, hospital_dir):
+    import shutil
+
+    root = tmp_path / "wfdb"
+    shutil.copytree(hospital_dir / "wfdb", root)
+    db = pd.read_csv(root / "ptbxl_database.csv")
+    db.assign(filename_lr=np.nan).to_csv(root / "ptbxl_database.csv", index=False)  # a 250 Hz tree has no _lr
+    with pytest.raises(ValueError, match="rate=500"):
+        next(io.read(root, rate=100))
+
+
 def test_code15_real_shard_matches_h5py():
     folder = SHARED_DATA / "code15"
     assert io.detect_format(folder) == "code15"

@@ -15,8 +15,8 @@ import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from ecgscope.config import ConfigError
-from ecgscope.foundation.contrastive import ContrastiveModule, TwoViewDataset
+from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.foundation.contrastive import VIEW_AUGMENT, ContrastiveModule, TwoViewDataset
 from ecgscope.io import write_text
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
@@ -31,13 +31,14 @@ STEPS = [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}]
 def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_small", epochs: int = 10,
                      batch_size: int = 128, lr: float = 1e-3, view_s: float = 5.0, temperature: float = 0.1,
                      val_fraction: float = 0.1, rows: np.ndarray | None = None, seed: int = 0,
-                     num_workers: int = 0, resume: bool = False, progress: bool = True) -> Path:
+                     augment: AugmentConfig = VIEW_AUGMENT, num_workers: int = 0, resume: bool = False,
+                     progress: bool = True) -> Path:
     """Pretrain registry model ``model`` contrastively on ``rows`` of ``store`` (all by default); hold out
     ``val_fraction`` of the patients for the validation loss; return the saved encoder's directory."""
     out = Path(out)
     settings = {"store": str(store), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "view_s": view_s, "temperature": temperature, "val_fraction": val_fraction, "seed": seed,
-                "method": "contrastive (segments and leads, NT-Xent)"}
+                "method": "contrastive (segments and leads, NT-Xent)", "augment": augment.model_dump()}
     saved = out / "pretrain.json"
     if resume and saved.exists() and json.loads(saved.read_text()) != settings:
         raise ConfigError(f"{saved} differs from the settings given: resume with the same ones")
@@ -55,7 +56,7 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     if is_val.all() or len(rows) < 4:
         raise ConfigError(f"pretraining needs at least a few ECGs from more than one patient; got {len(rows)}")
     pipeline = Pipeline(st.config.fs, st.config.n_samples, STEPS)
-    data = {name: TwoViewDataset(st, rows[mask], pipeline, view_s, seed)
+    data = {name: TwoViewDataset(st, rows[mask], pipeline, view_s, seed, augment)
             for name, mask in (("train", ~is_val), ("val", is_val))}
 
     quiet_lightning()
