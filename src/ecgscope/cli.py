@@ -22,14 +22,19 @@ console = Console() if sys.stdout.isatty() else Console(width=120)
 
 def headline_table(study_json: Path) -> Table:
     """The headline rows a study wrote (estimate with CI, truth or oracle, published) as a rich table."""
-    def cell(value) -> str:
-        return "-" if value is None else value if isinstance(value, str) else f"{value:.2f}"
+    from ecgscope.report.html import headline_digits
+
+    def cell(value, digits: int | None = None) -> str:
+        if value is None:
+            return "-"
+        return value if isinstance(value, str) else f"{value:.{digits or headline_digits(value)}f}"
 
     table = Table("measure", "ecgscope [95% CI]", "truth / oracle", "published",
                   title="Headline (the report's first table)")
     for row in json.loads(Path(study_json).read_text())["headline"]:
-        table.add_row(row["measure"], f"{cell(row['estimate'])} [{cell(row['ci_low'])}, {cell(row['ci_high'])}]",
-                      cell(row["oracle"]), cell(row["published"]))
+        digits = headline_digits(row["estimate"])
+        table.add_row(row["measure"], f"{cell(row['estimate'], digits)} [{cell(row['ci_low'], digits)}, "
+                                      f"{cell(row['ci_high'], digits)}]", cell(row["oracle"]), cell(row["published"]))
     return table
 
 

@@ -58,6 +58,11 @@ def format_number(value, digits: int = 2) -> str:
     return html.escape(str(value))
 
 
+def headline_digits(value) -> int:
+    """Decimals for a headline number: three below 0.1 (rates like 0.085), else two."""
+    return 3 if isinstance(value, int | float) and 0 < abs(value) < 0.1 else 2
+
+
 def _ci(estimate, low, high, digits: int = 2) -> str:
     if low is None or not np.isfinite(low):
         return format_number(estimate, digits)
@@ -174,7 +179,8 @@ def _motion_section(folder: Path) -> tuple[str, dict]:
 
 def _headline(study: dict) -> str:
     rows = pd.DataFrame([{"measure": r["measure"], "ecgscope [95 % CI]": _ci(r["estimate"], r.get("ci_low"),
-                                                                              r.get("ci_high")),
+                                                                              r.get("ci_high"),
+                                                                              headline_digits(r["estimate"])),
                           "simulation truth / oracle": r.get("oracle"), "published": r.get("published"),
                           "note": r.get("note", "")} for r in study.get("headline", [])])
     return "<h2>Headline results</h2>" + _table(rows) if len(rows) else ""

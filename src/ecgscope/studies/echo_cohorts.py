@@ -18,8 +18,8 @@ ECHO_DAYS_BEFORE = 365
 
 
 @dataclass
-class EchoCohort:
-    """A simulated cohort on disk: its files, its store, and the ECG-echo pairs with labels and outcomes."""
+class StudyCohort:
+    """A simulated cohort on disk: its files, its store, and its table (one row per analysed ECG)."""
 
     name: str
     files: Path
@@ -27,14 +27,19 @@ class EchoCohort:
     table: pd.DataFrame
 
     @property
-    def motion(self) -> pd.DataFrame:
-        """The simulator's true annular motion per patient (the GAN's paired targets)."""
-        return pd.read_parquet(self.files / "truth" / "motion.parquet")
-
-    @property
     def truth(self) -> pd.DataFrame:
         """The simulator's latent state per patient (for checks, never for training)."""
         return pd.read_parquet(self.files / "truth" / "patients.parquet")
+
+
+@dataclass
+class EchoCohort(StudyCohort):
+    """An echo cohort: each echo paired with the ECG before it, with labels and outcomes."""
+
+    @property
+    def motion(self) -> pd.DataFrame:
+        """The simulator's true annular motion per patient (the GAN's paired targets)."""
+        return pd.read_parquet(self.files / "truth" / "motion.parquet")
 
 
 def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 100.0,
@@ -61,17 +66,7 @@ def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 
     return EchoCohort(preset, files, store, table)
 
 
-@dataclass
-class FollowUpCohort:
-    """A simulated CODE-15%-like cohort: its files, its store, and each patient's first exam with follow-up."""
-
-    name: str
-    files: Path
-    store: Path
-    table: pd.DataFrame
-
-
-def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, progress: bool = True) -> FollowUpCohort:
+def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, progress: bool = True) -> StudyCohort:
     """Simulate ``code15`` in the CODE-15% layout, ingest it, and keep each patient's first exam (the one CODE-15%
     gives ``death`` / ``timey`` on) with follow-up years and the cause of death (1 HF, 2 other, 0 censored), which
     only the simulation knows: real CODE-15% has no cause of death."""
@@ -88,4 +83,4 @@ def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, prog
     outcomes = pd.read_parquet(files / "outcomes.parquet")[["patient_id", "followup_years", "event"]]
     table = table.merge(outcomes.assign(patient_id=outcomes["patient_id"].astype(str)), on="patient_id")
     write_parquet(table, out / "code15_cohort.parquet")
-    return FollowUpCohort("code15", files, store, table.reset_index(drop=True))
+    return StudyCohort("code15", files, store, table.reset_index(drop=True))

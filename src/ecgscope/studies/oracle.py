@@ -19,14 +19,17 @@ _BOOSTING = dict(max_iter=500, learning_rate=0.05, early_stopping=True, validati
                  n_iter_no_change=20, l2_regularization=1.0, min_samples_leaf=40)
 
 
-def oracle_features(oracle: pd.DataFrame) -> np.ndarray:
-    """The oracle table as a feature matrix (NaN where a parameter does not exist, e.g. PR in AF)."""
-    return oracle[list(ORACLE_COLUMNS)].to_numpy(dtype=float)
+def oracle_features(oracle: pd.DataFrame, extra: np.ndarray | None = None) -> np.ndarray:
+    """The oracle table as a feature matrix (NaN where a parameter does not exist, e.g. PR in AF), with
+    ``extra`` columns (e.g. age and sex, when the model it is compared with reads them too) appended."""
+    x = oracle[list(ORACLE_COLUMNS)].to_numpy(dtype=float)
+    return x if extra is None else np.column_stack([x, np.asarray(extra, float)])
 
 
-def fit_oracle(oracle_train: pd.DataFrame, targets: pd.DataFrame, seed: int = 0) -> dict:
+def fit_oracle(oracle_train: pd.DataFrame, targets: pd.DataFrame, seed: int = 0,
+               extra: np.ndarray | None = None) -> dict:
     """Fit one gradient-boosted model per target column (bool columns are classified, others regressed)."""
-    x = oracle_features(oracle_train)
+    x = oracle_features(oracle_train, extra)
     models = {}
     for name in targets.columns:
         y = targets[name].to_numpy()
@@ -48,9 +51,9 @@ def phenotype_score(measure_prediction: np.ndarray, direction: str) -> np.ndarra
     return -np.asarray(measure_prediction) if direction in ("<", "<=") else np.asarray(measure_prediction)
 
 
-def predict_oracle(models: dict, oracle: pd.DataFrame) -> pd.DataFrame:
+def predict_oracle(models: dict, oracle: pd.DataFrame, extra: np.ndarray | None = None) -> pd.DataFrame:
     """Predictions of :func:`fit_oracle` models: probability for classifiers, value for regressors."""
-    x = oracle_features(oracle)
+    x = oracle_features(oracle, extra)
     out = {}
     for name, model in models.items():
         out[name] = model.predict_proba(x)[:, 1] if hasattr(model, "predict_proba") else model.predict(x)
