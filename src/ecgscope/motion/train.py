@@ -9,7 +9,6 @@ motion table keyed by ``patient_id`` with ``rr_ms`` and the curves ``tdi_velocit
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from ecgscope.motion.gan import MotionGAN, MotionGenerator, log_rr, rr_from_log,
 from ecgscope.progress import progress_bar
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
+from ecgscope.train.artifact import file_sha256
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset
 from ecgscope.train.module import RngState, quiet_lightning, select_device
 
@@ -169,10 +169,6 @@ def motion_agreement(velocity: np.ndarray, displacement: np.ndarray, rr_ms: np.n
     return out
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_generator(path: str | Path, generator: MotionGenerator, pipeline: Pipeline, info: dict,
                    metrics: dict | None = None) -> Path:
     """Write a generator directory atomically; return its path."""
@@ -182,7 +178,7 @@ def save_generator(path: str | Path, generator: MotionGenerator, pipeline: Pipel
         save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()},
                   str(tmp / "weights.safetensors"))
         meta = {"format_version": FORMAT_VERSION, "kind": "motion_generator", **info,
-                "weights_sha256": _sha256(tmp / "weights.safetensors")}
+                "weights_sha256": file_sha256(tmp / "weights.safetensors")}
         (tmp / "motion.json").write_text(json.dumps(meta, indent=2) + "\n")
         (tmp / "preprocess.json").write_text(pipeline.to_json())
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2) + "\n")
@@ -200,7 +196,7 @@ def load_generator(path: str | Path) -> LoadedGenerator:
     info = json.loads((path / "motion.json").read_text())
     if info.get("kind") != "motion_generator":
         raise MotionError(f"{path / 'motion.json'} does not describe a motion generator")
-    if _sha256(path / "weights.safetensors") != info.get("weights_sha256"):
+    if file_sha256(path / "weights.safetensors") != info.get("weights_sha256"):
         raise MotionError(f"{path / 'weights.safetensors'} does not match the checksum in motion.json")
     generator = MotionGenerator(info["encoder"], info["n_points"], info["noise_dim"], info["width"])
     try:

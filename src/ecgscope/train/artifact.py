@@ -61,7 +61,8 @@ class LoadedModel:
     conformal: dict[str, SplitConformal]
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (the checksum model directories record)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -86,7 +87,7 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
         info = {
             "format_version": FORMAT_VERSION, "ecgscope_version": __version__, "architecture": architecture,
             "model_kwargs": kwargs, "tasks": spec.to_dict(), "input": cfg.to_dict() if cfg is not None else None,
-            "weights_sha256": _sha256(tmp / "weights.safetensors"),
+            "weights_sha256": file_sha256(tmp / "weights.safetensors"),
             "conformal": {k: c.to_dict() for k, c in (conformal or {}).items()},
         }
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -113,7 +114,7 @@ def load_model(path: str | Path) -> LoadedModel:
         info = json.loads((path / "model.json").read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path / 'model.json'} is not valid JSON ({exc})") from exc
-    if _sha256(path / "weights.safetensors") != info.get("weights_sha256"):
+    if file_sha256(path / "weights.safetensors") != info.get("weights_sha256"):
         raise ArtifactError(f"{path / 'weights.safetensors'} does not match the checksum in model.json: the "
                             "weights were changed after the model was saved; re-export the model")
     try:
