@@ -53,6 +53,16 @@ def test_motion_gan_trains_saves_generates_and_refuses_tampered_weights(tmp_path
     assert len(table) == len(manifest) and {"e_prime", "s_prime", "tdi_velocity_cm_s", "rr_ms"} <= set(table.columns)
     assert len(table["tdi_velocity_cm_s"].iloc[0]) == 200 and table["rr_ms"].between(200, 3000).all()
 
+    measured = CliRunner().invoke(app, ["motion", "features", str(hospital_dir / "truth" / "motion.parquet"),
+                                        "--out", str(tmp_path / "measured.parquet")])
+    assert measured.exit_code == 0, measured.output
+    features = pd.read_parquet(tmp_path / "measured.parquet")
+    assert {"patient_id", "s_prime", "e_prime", "a_prime", "time_to_e_ms"} <= set(features.columns)
+    assert features["e_prime"].between(2, 25).all()
+    bad_table = CliRunner().invoke(app, ["motion", "features", str(tmp_path / "cohort.parquet"), "--out",
+                                         str(tmp_path / "x.parquet")])
+    assert bad_table.exit_code != 0 and "rr_ms" in bad_table.output
+
     weights = tmp_path / "run" / "model" / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(MotionError, match="checksum"):

@@ -435,6 +435,34 @@ def motion_generate(
     console.print(f"[green]wrote[/] generated motion of {len(table):,} ECGs to [bold]{out}[/]")
 
 
+@motion_app.command("features")
+def motion_features_command(
+    curves: Annotated[Path, typer.Argument(help="motion table: rr_ms, tdi_velocity_cm_s, annular_displacement_mm "
+                                                "(measured, or from `motion generate`)")],
+    out: Annotated[Path, typer.Option(help="output Parquet: the table's id columns and the features")],
+) -> None:
+    """Measure s', e', a', e'/a', displacement and timing on every cycle of a motion table."""
+    import numpy as np
+
+    from ecgscope.cohort import load_table
+    from ecgscope.io import write_parquet
+    from ecgscope.motion import motion_features
+    from ecgscope.motion.train import MOTION_COLUMNS
+
+    try:
+        table = load_table(curves)
+        missing = [c for c in MOTION_COLUMNS if c not in table.columns]
+        if missing:
+            raise ValueError(f"{curves} lacks column(s) {missing}")
+        features = motion_features(np.stack(table["tdi_velocity_cm_s"].to_numpy()),
+                                   np.stack(table["annular_displacement_mm"].to_numpy()), table["rr_ms"].to_numpy())
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    ids = [c for c in ("ecg_id", "patient_id") if c in table.columns]
+    write_parquet(table[ids].reset_index(drop=True).join(features), out)
+    console.print(f"[green]wrote[/] features of {len(features):,} cycles to [bold]{out}[/]")
+
+
 def _named_paths(items: list[str] | None) -> dict[str, Path]:
     """``NAME=PATH`` options (or bare paths, named by their file stem)."""
     out = {}
