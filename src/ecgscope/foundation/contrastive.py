@@ -2,9 +2,10 @@
 
 Two views of one ECG are two different windows of it (``view_s`` seconds each, at independent random
 starts), each with its own baseline wander, noise and lead dropout (amplitude is left alone: it is
-diagnostic); the encoder learns to map the two views of the same ECG close together and away from the other ECGs of the batch (NT-Xent loss
-through a small projection head, which is dropped afterwards). What survives a change of window, of leads and
-of noise is what belongs to the heart rather than to the recording: rhythm, axis, morphology.
+diagnostic); the encoder learns to map the two views of the same ECG close together and away from the other
+ECGs of the batch (NT-Xent loss through a small projection head, which is dropped afterwards). What survives
+a change of window, of leads and of noise is what belongs to the heart rather than to the recording: rhythm,
+axis, morphology, voltage.
 
 Every random choice is a function of (seed, epoch, index), as in ``train.datamodule``, so a resumed run sees the
 views an uninterrupted one would have.
