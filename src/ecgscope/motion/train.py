@@ -29,7 +29,7 @@ from ecgscope.motion.gan import MotionGAN, MotionGenerator, log_rr, rr_from_log,
 from ecgscope.progress import progress_bar
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
-from ecgscope.train.artifact import file_sha256
+from ecgscope.train.artifact import file_sha256, load_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset
 from ecgscope.train.module import RngState, quiet_lightning, select_device
 
@@ -117,8 +117,6 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
     quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
     if init_encoder is not None:
-        from ecgscope.train.artifact import load_model
-
         pretrained = load_model(init_encoder)
         encoder = pretrained.info["architecture"]
     generator = MotionGenerator(encoder, n_points=n_points)
