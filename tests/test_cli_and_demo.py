@@ -124,3 +124,14 @@ def _check_report(run):
     assert hr["published"] == 1.4 and hr["ci_low"] <= hr["estimate"] <= hr["ci_high"]
     assert f">{format_number(hr['estimate'])} [{format_number(hr['ci_low'])}, {format_number(hr['ci_high'])}]<" in page
     assert len(numbers["evaluations"]) == 3 and len(numbers["survival"]) == 2
+
+
+def test_a_second_demo_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    from ecgscope.io.atomic import exclusive_run
+
+    with exclusive_run(tmp_path / "demo"):  # stands for a demo still running
+        result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "b"])
+    assert result.exit_code == 2 and "in use by another ecgscope run" in result.output
+    assert not (tmp_path / "demo" / "echo").exists()  # nothing was deleted or written
+    bad = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "c"])
+    assert bad.exit_code == 2 and "--study" in bad.output

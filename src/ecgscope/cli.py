@@ -92,11 +92,21 @@ def demo(
 ) -> None:
     """Reproduce the two studies on simulated cohorts: A, RV size and function (ukb -> hospital -> prospective,
     survival); B, diastolic risk with foundation embeddings and synthetic motion (written to OUT/echo)."""
-    from ecgscope.studies.demo import run_demo
-    from ecgscope.studies.echo_study import run_echo_study
+    from ecgscope.io.atomic import RunInUseError, exclusive_run
 
     if study not in ("a", "b", "both"):
         _fail(ValueError(f"--study must be a, b or both, not {study!r}"))
+    try:
+        with exclusive_run(out):
+            _demo(out, n, epochs, seed, model, study)
+    except RunInUseError as exc:
+        _fail(exc)
+
+
+def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> None:
+    from ecgscope.studies.demo import run_demo
+    from ecgscope.studies.echo_study import run_echo_study
+
     if study in ("b", "both"):
         try:
             report_b = run_echo_study(Path(out) / "echo", seed=seed, encoder_model=model)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ecgscope.errors import EcgscopeError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # reading the process umask means setting it; put it straight back
 
@@ -65,3 +67,26 @@ def write_parquet(table: pd.DataFrame, path: str | Path) -> Path:
     with atomic_file(path) as tmp:
         table.to_parquet(tmp, index=False, engine="pyarrow")
     return Path(path)
+
+
+class RunInUseError(EcgscopeError, RuntimeError):
+    """Another process is writing to the same run directory."""
+
+
+@contextmanager
+def exclusive_run(path: str | Path) -> Iterator[Path]:
+    """Hold ``path/.ecgscope.lock`` for the duration: a second run into the same directory fails at once
+    instead of deleting and overwriting files the first is still writing."""
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path / ".ecgscope.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise RunInUseError(f"{path} is in use by another ecgscope run; wait for it or choose another folder") from exc
+    try:
+        yield path
+    finally:
+        lock.release()
