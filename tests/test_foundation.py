@@ -101,3 +101,22 @@ def test_linear_probe_finds_a_linear_signal_and_ignores_missing_labels():
     assert r2(y_reg[400:], linear_probe(x[:400], y_reg[:400], x[400:], "regression")) > 0.9
     with pytest.raises(ValueError, match="kind"):
         linear_probe(x, y_reg, x, "survival")
+
+
+def test_pretraining_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_one(tmp_path, store):
+    from safetensors.numpy import load_file
+
+    from ecgscope.foundation import pretrain_encoder
+
+    from .test_training_run import Crash, StartEpoch
+
+    settings = dict(model="compact_cnn_tiny", epochs=2, batch_size=8, view_s=4.0, progress=False)
+    clean = pretrain_encoder(store, tmp_path / "clean", **settings)
+    with pytest.raises(RuntimeError, match="killed mid-epoch"):
+        pretrain_encoder(store, tmp_path / "crashed", callbacks=[Crash()], **settings)
+    first_epoch = StartEpoch()
+    resumed = pretrain_encoder(store, tmp_path / "crashed", resume=True, callbacks=[first_epoch], **settings)
+    assert first_epoch.value == 1  # continued from the checkpoint of epoch 0
+    a, b = load_file(str(clean / "weights.safetensors")), load_file(str(resumed / "weights.safetensors"))
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)

@@ -32,7 +32,7 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
                      batch_size: int = 128, lr: float = 1e-3, view_s: float = 5.0, temperature: float = 0.1,
                      val_fraction: float = 0.1, rows: np.ndarray | None = None, seed: int = 0,
                      augment: AugmentConfig = VIEW_AUGMENT, num_workers: int = 0, resume: bool = False,
-                     progress: bool = True) -> Path:
+                     progress: bool = True, callbacks: list[L.Callback] | None = None) -> Path:
     """Pretrain registry model ``model`` contrastively on ``rows`` of ``store`` (all by default); hold out
     ``val_fraction`` of the patients for the validation loss; return the saved encoder's directory."""
     out = Path(out)
@@ -64,7 +64,7 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     module = ContrastiveModule(encoder, lr=lr, temperature=temperature, max_epochs=epochs)
     accelerator, precision = select_device()
     hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RngState()]
+             RngState(), *(callbacks or [])]
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
                         deterministic=True, callbacks=hooks, logger=CSVLogger(out, name="logs", version=0),
                         num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False)
