@@ -42,12 +42,15 @@ class MotionGenerator(nn.Module):
         """The ECG condition (batch, d)."""
         return self.encoder.forward_features(ecg)
 
-    def forward(self, ecg: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(ecg)
+    def decode(self, h: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Curves and log RR from the ECG condition ``h`` (and noise; zero noise gives the central cycle)."""
         if noise is None:
-            noise = torch.zeros(len(ecg), self.noise_dim, device=ecg.device, dtype=h.dtype)
-        seed = self.seed_layer(torch.cat([h, noise], 1)).view(len(ecg), self.width, self.n_points // 8)
+            noise = torch.zeros(len(h), self.noise_dim, device=h.device, dtype=h.dtype)
+        seed = self.seed_layer(torch.cat([h, noise], 1)).view(len(h), self.width, self.n_points // 8)
         return self.decoder(seed), self.rr(h).squeeze(1)
+
+    def forward(self, ecg: torch.Tensor, noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.decode(self.features(ecg), noise)
 
 
 class MotionDiscriminator(nn.Module):
@@ -86,8 +89,8 @@ class MotionGAN(L.LightningModule):
     def training_step(self, batch, _):
         ecg, curves, log_rr = batch
         opt_g, opt_d = self.optimizers()
-        condition = self.generator.features(ecg)
-        fake, rr_hat = self.generator(ecg, self._noise(len(ecg)))
+        condition = self.generator.features(ecg)  # one encoder pass serves the generator and the condition
+        fake, rr_hat = self.generator.decode(condition, self._noise(len(ecg)))
 
         # discriminator: real pairs up, generated pairs down
         cond = condition.detach()
