@@ -27,6 +27,12 @@ def test_features_recover_the_simulated_tissue_doppler_peaks(hospital_cohort):
                             hospital_cohort.motion_rr_ms, hospital_cohort.tdi_velocity,
                             hospital_cohort.annular_displacement, hospital_cohort.motion_rr_ms)
     assert same["velocity_rmse_cm_s"] == 0 and same["e_prime_r"] == pytest.approx(1.0)
+    # an untrained generator's cycle may have no diastolic trough, its lowest point at the R wave: features still
+    # come out from this cycle alone, and a' is missing
+    odd = np.full((1, 200), 0.1)
+    odd[0, :3] = -5.0
+    flat = motion_features(odd, np.zeros((1, 200)), [800.0])
+    assert flat["a_prime"].isna().all() and np.isfinite(flat["e_prime"]).all() and flat["time_to_e_ms"][0] < 800
 
 
 def test_motion_gan_trains_saves_generates_and_refuses_tampered_weights(tmp_path, hospital_dir):

@@ -26,7 +26,7 @@ def _one(velocity: np.ndarray, displacement: np.ndarray, rr_ms: float) -> dict[s
     troughs, _ = find_peaks(diastole, prominence=0.5, height=0.5)
     troughs = troughs[troughs < n - s_at]
     if len(troughs) == 0:
-        e_at, a_speed = s_at + int(np.argmax(diastole)), np.nan
+        e_at, a_speed = s_at + int(np.argmax(diastole[: n - s_at])), np.nan  # this cycle only, not the wrap
     else:
         e_at = s_at + int(troughs[0])
         late = troughs[1:][troughs[1:] > 0.6 * (n - s_at)] if len(troughs) > 1 else []
