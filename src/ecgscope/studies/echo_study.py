@@ -53,9 +53,10 @@ PUBLISHED = {"dev": 0.86, "external": 0.85, "nri": 0.54, "echonext": "0.74-0.83"
 
 
 def _features(cohort_table: pd.DataFrame, store: Path, encoder, generator, out: Path, name: str,
-              progress: bool) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+              progress: bool) -> tuple[pd.DataFrame, dict[str, list[str]], tuple[np.ndarray, ...]]:
     """Embed and generate motion for each row's ECG (files under ``out``), then join them with age and sex into
-    the ensemble's feature blocks (``foundation``, ``motion``, ``covariates``)."""
+    the ensemble's feature blocks (``foundation``, ``motion``, ``covariates``); also return the generated
+    velocity, displacement and RR."""
     rows = cohort_table["ecg_row"].to_numpy()
     embeddings = embed_store(encoder, store, out / "embeddings" / f"{name}.parquet", rows=rows, progress=progress)
     velocity, displacement, rr_ms = generate_batches(generator, Store(store), rows, progress=progress)
@@ -63,7 +64,8 @@ def _features(cohort_table: pd.DataFrame, store: Path, encoder, generator, out: 
         rr_ms=rr_ms, ecg_id=Store(store).manifest["ecg_id"].astype(str).to_numpy()[rows])
     motion_path = out / "motion" / f"{name}_generated.parquet"
     write_parquet(motion, motion_path)
-    return join_blocks(cohort_table, {"foundation": embeddings, "motion": motion_path}, COVARIATES)
+    features, blocks = join_blocks(cohort_table, {"foundation": embeddings, "motion": motion_path}, COVARIATES)
+    return features, blocks, (velocity, displacement, rr_ms)
 
 
 def _row(measure: str, estimate, low=None, high=None, truth=None, published=None, note="") -> dict:
@@ -131,14 +133,14 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
                                  init_encoder=out / "foundation" / "model" if motion_from_foundation else None,
                                  epochs=motion_epochs, seed=seed, progress=progress)
     generator = load_generator(generator_dir)
-    features = {}
+    features, generated = {}, {}
     for c in (dev, ext, echonext, code15):
-        features[c.name], blocks = _features(c.table, c.store, encoder, generator, out, c.name, progress)
+        features[c.name], blocks, generated[c.name] = _features(c.table, c.store, encoder, generator, out, c.name,
+                                                                 progress)
 
     # generated against true motion on the external cohort's patients, never seen in training
     true_v, true_d, true_rr = paired_curves(ext.table, ext.motion)
-    gen_v, gen_d, gen_rr = generate_batches(generator, Store(ext.store), ext.table["ecg_row"].to_numpy(),
-                                            progress=False)
+    gen_v, gen_d, gen_rr = generated["echo-external"]
     agreement = motion_agreement(true_v, true_d, true_rr, gen_v, gen_d, gen_rr)
     true_f, gen_f = motion_features(true_v, true_d, true_rr), motion_features(gen_v, gen_d, gen_rr)
     agreement_dir = out / "motion" / "external"
