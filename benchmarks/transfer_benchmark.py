@@ -1,12 +1,20 @@
 """Does a bigger pretraining cohort make fine-tuning pay off? Study A's transfer step with any pretrained model.
 
-    python benchmarks/transfer_benchmark.py [--pretrained DIR] [--n-hospital 1500] [--out runs/transfer_benchmark]
+    python benchmarks/transfer_benchmark.py [--pretrained DIR] [--n-hospital 1500] [--seeds 0]
+                                            [--out runs/transfer_benchmark]
 
 The demo pretrains on 6,000 ukb subjects (3,600 training patients) to stay quick; the published model saw
 42,938. This runs the demo's transfer step (the same hospital and prospective cohorts, seeds and
 learning-rate choice on validation) from another pretrained model directory, by default the ``net1d_small``
 that ``models_benchmark.py`` trained on its 20,000-subject ukb cohort (14,000 training patients), and prints
 the metrics and the paired differences (fine-tuned minus each other model) with their 95 % CIs.
+
+``--seeds 1,2,3`` repeats the step with other seeds (each simulates its own hospital and prospective cohorts and
+trains with its own seed; the demo is seed 0) and ends with the differences of every seed side by side, so a
+single seed's win or loss can be read against the spread, and a pooled difference (inverse-variance weighted
+mean, its standard error read off each seed's CI). ``--add-run 0=runs/demo/transfer`` puts a finished run (the
+demo's own transfer step, say) beside them without training it again. The seeds share one pretrained model, so
+the pooled figure is about fine-tuning *this* model, not about pretraining in general.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ecgscope.studies.transfer import run_transfer
@@ -25,17 +34,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", type=Path, default=DEFAULT_PRETRAINED)
     parser.add_argument("--n-hospital", type=int, default=1500)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, one transfer step each ('' for none)")
+    parser.add_argument("--add-run", action="append", default=[], metavar="SEED=DIR",
+                        help="a finished transfer run to include, e.g. 0=runs/demo/transfer")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer_benchmark"))
     args = parser.parse_args()
     if not (args.pretrained / "model.json").exists():
         raise SystemExit(f"{args.pretrained} is not a model directory; run benchmarks/models_benchmark.py "
                          "--models net1d_small first, or pass --pretrained")
-    metrics, differences = run_transfer(args.pretrained, args.out, n_hospital=args.n_hospital, progress=True)
     pd.set_option("display.width", 200)
-    print(f"\npretrained: {args.pretrained}; learning rates chosen: {(args.out / 'learning_rates.json').read_text()}")
-    print(metrics.round(3).to_string(index=False))
-    print("\nfine-tuned minus the others, paired bootstrap (MAE: negative is better)")
-    print(differences.round(3).to_string(index=False))
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    every_seed = []
+    for item in args.add_run:
+        seed, _, run_dir = item.partition("=")
+        every_seed.append(pd.read_csv(Path(run_dir) / "transfer_differences.csv").assign(seed=int(seed)))
+    for seed in seeds:
+        out = args.out if len(seeds) == 1 and not args.add_run else args.out / f"seed{seed}"
+        metrics, differences = run_transfer(args.pretrained, out, n_hospital=args.n_hospital, seed=seed,
+                                            progress=True)
+        print(f"\npretrained: {args.pretrained}; seed {seed}; learning rates chosen: "
+              f"{(out / 'learning_rates.json').read_text()}")
+        print(metrics.round(3).to_string(index=False))
+        print("\nfine-tuned minus the others, paired bootstrap (MAE: negative is better)")
+        print(differences.round(3).to_string(index=False))
+        every_seed.append(differences.assign(seed=seed))
+    if len(every_seed) > 1:
+        table = pd.concat(every_seed).sort_values("seed", kind="stable")
+        table["cell"] = table.apply(lambda r: f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]", axis=1)
+        keys = ["cohort", "comparison", "target", "metric"]
+        side_by_side = table.pivot_table(index=keys, columns="seed", values="cell", aggfunc="first", sort=False)
+        side_by_side["pooled"] = pool_seeds(table).set_index(keys)["cell"]
+        print("\nfine-tuned minus the others, every seed and pooled (difference [95 % CI])")
+        print(side_by_side.to_string())
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "differences_by_seed.csv").write_text(table.drop(columns="cell").to_csv(index=False))
+
+
+def pool_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Inverse-variance pooled difference per comparison across seeds, SE from each seed's 95 % CI width."""
+    rows = []
+    for key, group in table.groupby(["cohort", "comparison", "target", "metric"], sort=False):
+        se = (group["ci_high"] - group["ci_low"]).to_numpy() / (2 * 1.96)
+        weight = 1.0 / np.maximum(se, 1e-9) ** 2
+        estimate = float(np.sum(weight * group["difference"].to_numpy()) / weight.sum())
+        half = 1.96 / np.sqrt(weight.sum())
+        rows.append((*key, estimate, estimate - half, estimate + half,
+                     f"{estimate:+.3f} [{estimate - half:+.3f}, {estimate + half:+.3f}]"))
+    return pd.DataFrame(rows, columns=["cohort", "comparison", "target", "metric", "difference", "ci_low",
+                                       "ci_high", "cell"])
 
 
 if __name__ == "__main__":
