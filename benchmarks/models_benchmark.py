@@ -14,12 +14,16 @@ best model's. The script prints that verdict.
 A full run (20,000 ECGs, every model) takes hours on 2 CPU cores, so work is kept: the cohort and store are
 built once in ``--workdir``, and each model's row is written to ``--results`` (default
 ``benchmarks/results/models_ukb_N.csv``, kept in git) as it finishes; a re-run skips models already there
-(``--rerun`` trains them again). The simulated cohort is seeded, so rows from different runs share it.
+(``--rerun`` trains them again). The simulated cohort is seeded, so rows from different runs share it. Each
+model's fit saves a checkpoint every epoch under ``WORKDIR/ukb_N/checkpoints``, so a run killed part-way (the
+larger models take hours here) continues from its last finished epoch and ends with the weights an
+uninterrupted fit would have; the training ECGs/s of a resumed model count only the epochs this run trained.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -37,6 +41,7 @@ from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.train import TaskSpec, export_onnx, fit_multitask, predict_multitask, save_model, seeded_model
+from ecgscope.train.module import completed_epochs
 
 REGRESSION, PHENOTYPES = ["rvef", "rvedvi"], ["rv_dysfunction", "rv_dilation"]
 DEFAULT_MODELS = "compact_cnn,net1d_small,xresnet1d18,resnet1d_code,inception1d,xresnet1d50,xresnet1d101"
@@ -80,9 +85,15 @@ def main() -> None:
         if mine.any() and not args.rerun:
             continue
         model = seeded_model(name, 0, num_outputs=spec.n_outputs)
+        checkpoints = work / "checkpoints" / f"{name}_{args.epochs}"
+        last = checkpoints / "last.ckpt"
+        epochs_here = args.epochs - (completed_epochs(last) if last.exists() else 0)
+        if epochs_here < args.epochs:
+            print(f"{name}: resuming after epoch {args.epochs - epochs_here} of {args.epochs}", flush=True)
         start = time.perf_counter()
-        module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=args.epochs, progress=True)
-        train_rate = tr.sum() * args.epochs / (time.perf_counter() - start)
+        module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=args.epochs, progress=True,
+                               checkpoint_dir=checkpoints)
+        train_rate = tr.sum() * epochs_here / (time.perf_counter() - start)
         start = time.perf_counter()
         pred = predict_multitask(module, x[te])
         torch_rate = te.sum() / (time.perf_counter() - start)
@@ -94,6 +105,7 @@ def main() -> None:
         ort_rate = te.sum() / (time.perf_counter() - start)
         row = [name, args.n, args.epochs, *_scores(pairs, te, pred), train_rate, torch_rate, ort_rate]
         done = _append(results_csv, done[~mine], row)
+        shutil.rmtree(checkpoints)  # the row is kept; the optimiser state is hundreds of MB for the big models
         print(f"done {name}: train {train_rate:.0f} ECG/s", flush=True)
     _report(done, args.n, int(te.sum()))
 

@@ -1,3 +1,4 @@
+import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,9 +6,9 @@ import torch
 from lifelines import CoxPHFitter
 
 from ecgscope.models import create_model
-from ecgscope.train import TaskSpec, fit_multitask, predict_multitask
+from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, seeded_model
 from ecgscope.train.losses import cox_partial_likelihood, gaussian_nll
-from ecgscope.train.module import masked_multitask_loss
+from ecgscope.train.module import completed_epochs, masked_multitask_loss
 
 
 def test_missing_labels_are_masked_out_of_the_loss():
@@ -115,3 +116,39 @@ def test_decoded_probabilities_undo_the_positive_class_weight():
     spec = TaskSpec(binary=["rv_dysfunction"], pos_weight={"rv_dysfunction": 4.0})
     probability = spec.decode(np.array([[np.log(4.0)], [0.0]], dtype=np.float32))["rv_dysfunction"]
     assert probability == pytest.approx([0.5, 0.2])
+
+
+class _KilledInEpochOne(L.Callback):
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 2:
+            raise RuntimeError("killed mid-epoch")
+
+
+class _StartEpoch(L.Callback):
+    value = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.value = trainer.current_epoch
+
+
+def test_array_fit_killed_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(160, 12, 300)).astype(np.float32)
+    t = {"a": x[:, 1, :50].mean(axis=1) + rng.normal(0, 0.1, 160), "b": (rng.random(160) < 0.3).astype(float)}
+    spec = TaskSpec.from_targets(t, ["a"], ["b"])
+    y = spec.encode(t)
+
+    def fit(**kwargs):
+        # 136 training ECGs in batches of 16 end each epoch on a partial batch, as real cohorts do
+        return fit_multitask(seeded_model("compact_cnn_tiny", 5, num_outputs=spec.n_outputs), spec, x[:136],
+                             y[:136], x[136:], y[136:], max_epochs=3, batch_size=16, progress=False, **kwargs)
+
+    clean = fit()
+    with pytest.raises(RuntimeError, match="killed mid-epoch"):
+        fit(checkpoint_dir=tmp_path, callbacks=[_KilledInEpochOne()])
+    assert completed_epochs(tmp_path / "last.ckpt") == 1
+    start = _StartEpoch()
+    resumed = fit(checkpoint_dir=tmp_path, callbacks=[start])
+    assert start.value == 1  # it went on from the checkpoint instead of starting again
+    for (name, a), b in zip(clean.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-7, err_msg=name)
