@@ -1,4 +1,3 @@
-import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
@@ -118,20 +117,9 @@ def test_decoded_probabilities_undo_the_positive_class_weight():
     assert probability == pytest.approx([0.5, 0.2])
 
 
-class _KilledInEpochOne(L.Callback):
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.current_epoch == 1 and batch_idx == 2:
-            raise RuntimeError("killed mid-epoch")
-
-
-class _StartEpoch(L.Callback):
-    value = None
-
-    def on_train_start(self, trainer, pl_module):
-        self.value = trainer.current_epoch
-
-
 def test_array_fit_killed_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    from .test_training_run import Crash, StartEpoch
+
     rng = np.random.default_rng(1)
     x = rng.normal(size=(160, 12, 300)).astype(np.float32)
     t = {"a": x[:, 1, :50].mean(axis=1) + rng.normal(0, 0.1, 160), "b": (rng.random(160) < 0.3).astype(float)}
@@ -145,9 +133,9 @@ def test_array_fit_killed_mid_epoch_resumes_from_its_checkpoint_to_the_same_weig
 
     clean = fit()
     with pytest.raises(RuntimeError, match="killed mid-epoch"):
-        fit(checkpoint_dir=tmp_path, callbacks=[_KilledInEpochOne()])
+        fit(checkpoint_dir=tmp_path, callbacks=[Crash()])
     assert completed_epochs(tmp_path / "last.ckpt") == 1
-    start = _StartEpoch()
+    start = StartEpoch()
     resumed = fit(checkpoint_dir=tmp_path, callbacks=[start])
     assert start.value == 1  # it went on from the checkpoint instead of starting again
     for (name, a), b in zip(clean.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
