@@ -15,6 +15,11 @@ single seed's win or loss can be read against the spread, and a pooled differenc
 mean, its standard error read off each seed's CI). ``--add-run 0=runs/demo/transfer`` puts a finished run (the
 demo's own transfer step, say) beside them without training it again. The seeds share one pretrained model, so
 the pooled figure is about fine-tuning *this* model, not about pretraining in general.
+
+``--n-train 150,300,600,1800`` draws a learning curve instead: for each size, the step keeps only that many of
+the hospital's training patients (validation and test patients unchanged; use ``--n-hospital 3000`` for
+1,800 to draw from), runs every seed, and prints the pooled differences per size, so it shows where training
+from scratch stops being data-limited. The curve is written to ``OUT/curve.csv``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one transfer step each ('' for none)")
     parser.add_argument("--add-run", action="append", default=[], metavar="SEED=DIR",
                         help="a finished transfer run to include, e.g. 0=runs/demo/transfer")
+    parser.add_argument("--n-train", default="", help="comma-separated training-set sizes: a learning curve")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer_benchmark"))
     args = parser.parse_args()
     if not (args.pretrained / "model.json").exists():
@@ -44,6 +50,9 @@ def main() -> None:
                          "--models net1d_small first, or pass --pretrained")
     pd.set_option("display.width", 200)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    if args.n_train:
+        learning_curve(args, [int(n) for n in args.n_train.split(",")], seeds)
+        return
     every_seed = []
     for item in args.add_run:
         seed, _, run_dir = item.partition("=")
@@ -68,6 +77,30 @@ def main() -> None:
         print(side_by_side.to_string())
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "differences_by_seed.csv").write_text(table.drop(columns="cell").to_csv(index=False))
+
+
+def learning_curve(args: argparse.Namespace, sizes: list[int], seeds: list[int]) -> None:
+    """Fine-tuned minus from-scratch and minus pretrained-only, pooled over seeds, per training-set size."""
+    rows = []
+    for n in sizes:
+        for seed in seeds:
+            out = args.out / f"n{n}" / f"seed{seed}"
+            if (out / "transfer_differences.csv").exists():  # a finished point is kept; delete it to redo it
+                differences = pd.read_csv(out / "transfer_differences.csv")
+            else:
+                differences = run_transfer(args.pretrained, out, n_hospital=args.n_hospital, seed=seed, n_train=n,
+                                           progress=True)[1]
+            rows.append(differences.assign(seed=seed, n_train=n))
+    table = pd.concat(rows)
+    pooled = pd.concat([pool_seeds(group).assign(n_train=n) for n, group in table.groupby("n_train")])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "curve.csv").write_text(pooled.drop(columns="cell").to_csv(index=False))
+    for cohort, group in pooled.groupby("cohort", sort=False):
+        grid = group.pivot_table(index=["comparison", "target", "metric"], columns="n_train", values="cell",
+                                 aggfunc="first", sort=False)
+        print(f"\n{cohort}: fine-tuned minus the others, pooled over seeds {seeds} (MAE: negative is better), "
+              "by hospital training patients")
+        print(grid.to_string())
 
 
 def pool_seeds(table: pd.DataFrame) -> pd.DataFrame:

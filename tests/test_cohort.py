@@ -16,6 +16,7 @@ from ecgscope.cohort import (
     time_to_event,
 )
 from ecgscope.store import Store, ingest
+from ecgscope.studies.transfer import keep_training_patients
 
 
 def _manifest(rows):
@@ -78,6 +79,22 @@ def test_splits_keep_patients_together_and_balance_strata():
     leaky = table.assign(split=np.where(np.arange(2000) % 2, "train", "test"))
     with pytest.raises(CohortError, match="more than one split"):
         check_no_leakage(leaky)
+
+
+def test_learning_curve_keeps_n_training_patients_and_leaves_val_and_test():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"patient_id": rng.integers(0, 300, 900), "y": rng.random(900) < 0.2})
+    table["split"] = patient_split(table, (0.6, 0.2, 0.2), stratify="y", seed=0)
+    smaller = keep_training_patients(table, 50, seed=3)
+    assert smaller.loc[smaller.split == "train", "patient_id"].nunique() == 50
+    assert (smaller.split != "train").sum() == (table.split != "train").sum() + (
+        (table.split == "train").sum() - (smaller.split == "train").sum())
+    for name in ("val", "test"):
+        assert smaller.index[smaller.split == name].equals(table.index[table.split == name])
+    check_no_leakage(smaller)  # a patient's ECGs move together
+    assert not keep_training_patients(table, 50, seed=4).equals(smaller)
+    with pytest.raises(ValueError, match="has"):
+        keep_training_patients(table, 10_000, seed=0)
 
 
 def test_cohort_build_on_a_simulated_cohort(tmp_path, hospital_dir, hospital_cohort):

@@ -58,16 +58,32 @@ def _best_val_loss(run_dir: Path) -> float:
     return float(logged["val/loss"].min())
 
 
+def keep_training_patients(table: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``table`` with only ``n`` of its training patients (drawn at random) left in the 'train' split; the
+    others move to 'unused', so validation and test stay as they were (one point of a learning curve)."""
+    patients = table.loc[table["split"] == "train", "patient_id"].unique()
+    if n > len(patients):
+        raise ValueError(f"asked for {n} training patients; the cohort has {len(patients)}")
+    kept = np.random.default_rng(seed).permutation(patients)[:n]
+    unused = (table["split"] == "train") & ~table["patient_id"].isin(kept)
+    return table.assign(split=table["split"].mask(unused, "unused"))
+
+
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
-                 epochs: int = 15, fs: float = 100.0, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 epochs: int = 15, fs: float = 100.0, n_train: int | None = None,
+                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare pretrained-only, from-scratch and fine-tuned models.
 
+    ``n_train`` keeps only that many of the hospital's training patients (validation and test unchanged).
     Returns the metrics table (each model with its CI) and the paired differences (fine-tuned minus each
     other model on the same patients, with paired-bootstrap CIs); both are also written as CSV under ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     hospital_store, hospital = _cohort("hospital", n_hospital, seed + 1, out, fs, (0.6, 0.2, 0.2), progress)
+    if n_train is not None:
+        hospital = keep_training_patients(hospital, n_train, seed)
+        write_parquet(hospital, out / "hospital_cohort.parquet")
     prospective_store, prospective = _cohort("prospective", n_prospective, seed + 2, out, fs, (1.0, 0.0, 0.0),
                                              progress)
 
