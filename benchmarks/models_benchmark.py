@@ -11,7 +11,8 @@ Accuracy is scored on an independent ukb cohort (``--test-n``, default 20,000 EC
 dysfunction is about 1 % prevalent in ukb, so the cohort's own test split holds only ~40 cases and AUROC
 intervals ~0.1 wide, too wide to rank models a percent apart. Each model's test predictions are kept, and the
 report gives the default's paired difference (same patients, patient bootstrap) from the best model.
-``--rescore`` scores models already in the results on the test cohort again, keeping their speed figures.
+``--rescore`` scores models already in the results on the test cohort again, keeping their speed figures
+(``--retime`` with it times their inference again too, on a quiet machine; ``--models ''`` trains nothing).
 
 Target (issue 4): the default model reaches >= 95 % of the oracle's AUROC and R², and trains fastest among
 the models "within 1 % of the best" — here: whose mean AUROC over the two phenotypes is at least 99 % of the
@@ -47,8 +48,8 @@ from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
-from ecgscope.train import TaskSpec, export_onnx, fit_multitask, load_model, predict_multitask, save_model, seeded_model
-from ecgscope.train.module import completed_epochs
+from ecgscope.train import TaskSpec, export_onnx, fit_multitask, load_model, save_model, seeded_model
+from ecgscope.train.module import completed_epochs, predict_batches
 
 REGRESSION, PHENOTYPES = ["rvef", "rvedvi"], ["rv_dysfunction", "rv_dilation"]
 DEFAULT_MODELS = "compact_cnn,net1d_small,xresnet1d18,resnet1d_code,inception1d,xresnet1d50,xresnet1d101"
@@ -73,6 +74,8 @@ def main() -> None:
     parser.add_argument("--rerun", action="store_true", help="train models already in results.csv again")
     parser.add_argument("--rescore", action="store_true",
                         help="score the saved models of rows already there on the test cohort again")
+    parser.add_argument("--retime", action="store_true",
+                        help="with --rescore, time the saved models' inference again (on a quiet machine)")
     parser.add_argument("--speed-only", action="store_true",
                         help="only time training steps on random input (a minute; run it on a quiet machine)")
     args = parser.parse_args()
@@ -107,9 +110,14 @@ def main() -> None:
             accuracy = scores(name, _predict_onnx(model_dir, x_test))
             row[ACCURACY] = accuracy
             row["n_test"] = len(test_pairs)
+            if args.retime:
+                session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+                loaded = load_model(model_dir)
+                row[["infer_torch_ecg_s", "infer_onnx_ecg_s"]] = _inference_rates(loaded.model, loaded.spec, session,
+                                                                                  x[te])
             done = _put(results_csv, done, row.tolist())
             print(f"rescored {name}", flush=True)
-    for name in args.models.split(","):
+    for name in [m for m in args.models.split(",") if m]:  # --models '' with --rescore: rescore only
         mine = (done.model == name) & (done.epochs == args.epochs)
         if mine.any() and not args.rerun:
             continue
@@ -123,16 +131,9 @@ def main() -> None:
         module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=args.epochs, seed=args.seed,
                                progress=True, checkpoint_dir=checkpoints)
         train_rate = tr.sum() * epochs_here / (time.perf_counter() - start)
-        start = time.perf_counter()
-        pred = predict_multitask(module, x[te])
-        torch_rate = te.sum() / (time.perf_counter() - start)
         path = save_model(work / "models" / f"{name}{tag}", module.model, name, spec, pipeline)
         session = ort.InferenceSession(str(export_onnx(path)), providers=["CPUExecutionProvider"])
-        start = time.perf_counter()
-        for i in range(0, te.sum(), 256):
-            session.run(None, {"ecg": x[te][i:i + 256]})
-        ort_rate = te.sum() / (time.perf_counter() - start)
-        del pred  # timed only: accuracy is scored on the independent test cohort
+        torch_rate, ort_rate = _inference_rates(module.model, spec, session, x[te])
         accuracy = scores(name, _predict_onnx(path, x_test, session))
         row = [name, args.n, len(test_pairs), args.epochs, *accuracy, train_rate, torch_rate, ort_rate]
         done = _put(results_csv, done, row)
@@ -191,6 +192,19 @@ def _oracle_row(work: Path, pairs: pd.DataFrame, tr: np.ndarray, scores: _Scorer
     ref["rv_dysfunction"] = phenotype_score(ref.rvef, "<=")
     ref["rv_dilation"] = phenotype_score(ref.rvedvi, ">")
     return ["oracle", args.n, len(scores.pairs), np.nan, *scores("oracle", ref), np.nan, np.nan, np.nan]
+
+
+def _inference_rates(model: torch.nn.Module, spec: TaskSpec, session: ort.InferenceSession, x: np.ndarray,
+                     batch: int = 256) -> tuple[float, float]:
+    """Inference ECGs/s of ``model`` in PyTorch and of its ONNX export in onnxruntime, batches of ``batch``."""
+    model = model.cpu()
+    start = time.perf_counter()
+    predict_batches(model, spec, torch.from_numpy(x).split(batch))
+    torch_rate = len(x) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(0, len(x), batch):
+        session.run(None, {"ecg": x[i:i + batch]})
+    return torch_rate, len(x) / (time.perf_counter() - start)
 
 
 def _predict_onnx(model_dir: Path, x: np.ndarray, session: ort.InferenceSession | None = None,
