@@ -87,13 +87,12 @@ def test_learning_curve_keeps_n_training_patients_and_leaves_val_and_test():
     table["split"] = patient_split(table, (0.6, 0.2, 0.2), stratify="y", seed=0)
     smaller = keep_training_patients(table, 50, seed=3)
     assert smaller.loc[smaller.split == "train", "patient_id"].nunique() == 50
-    assert (smaller.split != "train").sum() == (table.split != "train").sum() + (
-        (table.split == "train").sum() - (smaller.split == "train").sum())
+    assert (smaller.split == "unused").sum() == (table.split == "train").sum() - (smaller.split == "train").sum()
     for name in ("val", "test"):
         assert smaller.index[smaller.split == name].equals(table.index[table.split == name])
     check_no_leakage(smaller)  # a patient's ECGs move together
     assert not keep_training_patients(table, 50, seed=4).equals(smaller)
-    with pytest.raises(ValueError, match="has"):
+    with pytest.raises(CohortError, match="asked for 10000 training patients"):
         keep_training_patients(table, 10_000, seed=0)
 
 

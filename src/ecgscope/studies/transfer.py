@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgscope.cohort import derive_labels, link_imaging, patient_split
+from ecgscope.cohort import CohortError, derive_labels, link_imaging, patient_split
 from ecgscope.config import RunConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
 from ecgscope.io import write_parquet, write_text
@@ -34,8 +34,9 @@ LEARNING_RATES = (1e-3, 3e-3)  # the grid each arm chooses from on validation
 
 
 def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[float, float, float],
-            progress: bool) -> tuple[Path, pd.DataFrame]:
-    """Simulate ``preset``, ingest it, pair MRI with ECGs, label and split; return store and table."""
+            progress: bool, n_train: int | None = None) -> tuple[Path, pd.DataFrame]:
+    """Simulate ``preset``, ingest it, pair MRI with ECGs, label and split (keeping ``n_train`` training
+    patients if given); return store and table."""
     sim = write_cohort(simulate_cohort(preset, n=n, seed=seed), out / f"{preset}_files", formats=("wfdb",),
                        overwrite=True, progress=progress)
     store = out / f"{preset}_store"
@@ -43,6 +44,8 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
     table = derive_labels(link_imaging(Store(store).manifest, sim / "measurements" / "mri.parquet",
                                        days_before=90, days_after=90), PHENOTYPES)
     table["split"] = patient_split(table, split, stratify="rv_dysfunction", seed=seed) if split[0] < 1 else "test"
+    if n_train is not None:
+        table = keep_training_patients(table, n_train, seed)
     write_parquet(table, out / f"{preset}_cohort.parquet")
     return store, table
 
@@ -63,7 +66,7 @@ def keep_training_patients(table: pd.DataFrame, n: int, seed: int) -> pd.DataFra
     others move to 'unused', so validation and test stay as they were (one point of a learning curve)."""
     patients = table.loc[table["split"] == "train", "patient_id"].unique()
     if n > len(patients):
-        raise ValueError(f"asked for {n} training patients; the cohort has {len(patients)}")
+        raise CohortError(f"asked for {n} training patients; the cohort has {len(patients)}")
     kept = np.random.default_rng(seed).permutation(patients)[:n]
     unused = (table["split"] == "train") & ~table["patient_id"].isin(kept)
     return table.assign(split=table["split"].mask(unused, "unused"))
@@ -80,10 +83,8 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    hospital_store, hospital = _cohort("hospital", n_hospital, seed + 1, out, fs, (0.6, 0.2, 0.2), progress)
-    if n_train is not None:
-        hospital = keep_training_patients(hospital, n_train, seed)
-        write_parquet(hospital, out / "hospital_cohort.parquet")
+    hospital_store, hospital = _cohort("hospital", n_hospital, seed + 1, out, fs, (0.6, 0.2, 0.2), progress,
+                                       n_train)
     prospective_store, prospective = _cohort("prospective", n_prospective, seed + 2, out, fs, (1.0, 0.0, 0.0),
                                              progress)
 
