@@ -96,10 +96,12 @@ def main() -> None:
     results_csv.parent.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(results_csv) if results_csv.exists() else pd.DataFrame(columns=COLUMNS)
     done = done.reindex(columns=COLUMNS)  # rows from before the test cohort have no n_test
-    test_pairs, x_test = _cohort(work / f"test_{args.test_n}", args.test_n, seed=12, split=False)[::2]
-    scores = _Scorer(test_pairs, work / f"test_{args.test_n}" / "predictions", tag)
+    test_work = work / f"test_{args.test_n}"
+    test_pairs, x_test = _cohort(test_work, args.test_n, seed=12, split=False)[::2]
+    scores = _Scorer(test_pairs, test_work / "predictions", tag)
     if args.rescore or not (done.model == "oracle").any():
-        done = _put(results_csv, done, _oracle_row(work, pairs, tr, scores, args))
+        oracle = _oracle_row(work / "sim", pairs[tr], test_work / "sim", scores, args.n)
+        done = _put(results_csv, done, oracle)
     if args.rescore:
         for name in [m for m in done.model if m != "oracle"]:
             model_dir = work / "models" / f"{name}{tag}"
@@ -107,12 +109,10 @@ def main() -> None:
             if not (model_dir / "model.onnx").exists():
                 print(f"{name}: no saved model under {model_dir}; row left as it was", flush=True)
                 continue
-            accuracy = scores(name, _predict_onnx(model_dir, x_test))
-            row[ACCURACY] = accuracy
+            loaded, session = load_model(model_dir), _session(model_dir / "model.onnx")
+            row[ACCURACY] = scores(name, _predict_onnx(session, loaded.spec, x_test))
             row["n_test"] = len(test_pairs)
             if args.retime:
-                session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
-                loaded = load_model(model_dir)
                 row[["infer_torch_ecg_s", "infer_onnx_ecg_s"]] = _inference_rates(loaded.model, loaded.spec, session,
                                                                                   x[te])
             done = _put(results_csv, done, row.tolist())
@@ -132,9 +132,9 @@ def main() -> None:
                                progress=True, checkpoint_dir=checkpoints)
         train_rate = tr.sum() * epochs_here / (time.perf_counter() - start)
         path = save_model(work / "models" / f"{name}{tag}", module.model, name, spec, pipeline)
-        session = ort.InferenceSession(str(export_onnx(path)), providers=["CPUExecutionProvider"])
+        session = _session(export_onnx(path))
         torch_rate, ort_rate = _inference_rates(module.model, spec, session, x[te])
-        accuracy = scores(name, _predict_onnx(path, x_test, session))
+        accuracy = scores(name, _predict_onnx(session, spec, x_test))
         row = [name, args.n, len(test_pairs), args.epochs, *accuracy, train_rate, torch_rate, ort_rate]
         done = _put(results_csv, done, row)
         shutil.rmtree(checkpoints)  # the row is kept; the optimiser state is hundreds of MB for the big models
@@ -171,27 +171,26 @@ def _cohort(work: Path, n: int, seed: int = 11,
         ingest([sim / "wfdb"], store_dir, fs=100, rate=100, progress=True)
     store = Store(store_dir)
     pairs = derive_labels(link_imaging(store.manifest, sim / "measurements" / "mri.parquet"), PHENOTYPES)
-    pairs["sim_dir"] = str(sim)
     split = patient_split(pairs, (0.7, 0.1, 0.2), stratify="rv_dysfunction", seed=0).to_numpy() if split else None
     pipeline = Pipeline(100.0, 1000, [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}])
     x = pipeline(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]), 100.0)
     return pairs, split, x, pipeline
 
 
-def _oracle_params(pairs: pd.DataFrame) -> pd.DataFrame:
-    """The simulator's true ECG parameters of each row of ``pairs`` (what the oracle reads)."""
-    truth = pd.read_parquet(Path(pairs.sim_dir.iloc[0]) / "truth" / "oracle.parquet")
+def _oracle_params(sim: Path, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The true ECG parameters (what the oracle reads) of each row of ``pairs``, from simulation folder ``sim``."""
+    truth = pd.read_parquet(sim / "truth" / "oracle.parquet")
     return truth.set_index(truth.ecg_id.astype(str)).loc[pairs.ecg_id.astype(str)]
 
 
-def _oracle_row(work: Path, pairs: pd.DataFrame, tr: np.ndarray, scores: _Scorer, args) -> list:
+def _oracle_row(train_sim: Path, train: pd.DataFrame, test_sim: Path, scores: _Scorer, n: int) -> list:
     """The oracle (gradient boosting on the simulator's true ECG parameters) fitted on the training patients
-    and scored like a model."""
-    models = fit_oracle(_oracle_params(pairs[tr]), pairs.loc[tr, REGRESSION])
-    ref = predict_oracle(models, _oracle_params(scores.pairs))
+    ``train`` and scored like a model."""
+    models = fit_oracle(_oracle_params(train_sim, train), train[REGRESSION])
+    ref = predict_oracle(models, _oracle_params(test_sim, scores.pairs))
     ref["rv_dysfunction"] = phenotype_score(ref.rvef, "<=")
     ref["rv_dilation"] = phenotype_score(ref.rvedvi, ">")
-    return ["oracle", args.n, len(scores.pairs), np.nan, *scores("oracle", ref), np.nan, np.nan, np.nan]
+    return ["oracle", n, len(scores.pairs), np.nan, *scores("oracle", ref), np.nan, np.nan, np.nan]
 
 
 def _inference_rates(model: torch.nn.Module, spec: TaskSpec, session: ort.InferenceSession, x: np.ndarray,
@@ -207,12 +206,16 @@ def _inference_rates(model: torch.nn.Module, spec: TaskSpec, session: ort.Infere
     return torch_rate, len(x) / (time.perf_counter() - start)
 
 
-def _predict_onnx(model_dir: Path, x: np.ndarray, session: ort.InferenceSession | None = None,
+def _session(onnx_path: Path) -> ort.InferenceSession:
+    """An onnxruntime session for an exported model, on the CPU."""
+    return ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+
+def _predict_onnx(session: ort.InferenceSession, spec: TaskSpec, x: np.ndarray,
                   batch: int = 256) -> dict[str, np.ndarray]:
-    """Decoded predictions of a saved model for signals ``x``, run by onnxruntime (it matches PyTorch to 1e-4)."""
-    session = session or ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    """Decoded predictions for signals ``x`` from an exported model's session (it matches PyTorch to 1e-4)."""
     raw = np.concatenate([session.run(None, {"ecg": x[i:i + batch]})[0] for i in range(0, len(x), batch)])
-    return load_model(model_dir).spec.decode(raw)
+    return spec.decode(raw)
 
 
 def _put(path: Path, table: pd.DataFrame, row: list) -> pd.DataFrame:
