@@ -7,7 +7,7 @@ from lifelines import CoxPHFitter
 from ecgscope.models import create_model
 from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, seeded_model
 from ecgscope.train.losses import cox_partial_likelihood, gaussian_nll
-from ecgscope.train.module import completed_epochs, masked_multitask_loss
+from ecgscope.train.module import completed_epochs, masked_multitask_loss, select_device
 
 
 def test_missing_labels_are_masked_out_of_the_loss():
@@ -23,6 +23,16 @@ def test_missing_labels_are_masked_out_of_the_loss():
     assert torch.isclose(masked_multitask_loss(moved, targets, spec), loss)
     moved[0, 0] = -40.0  # ... an output with a label does
     assert not torch.isclose(masked_multitask_loss(moved, targets, spec), loss)
+
+
+@pytest.mark.parametrize(("cuda", "bf16", "expected"), [(False, False, ("cpu", "32-true")),
+                                                      (True, True, ("gpu", "bf16-mixed")),
+                                                      (True, False, ("gpu", "16-mixed"))])
+def test_device_selection_uses_mixed_precision_only_on_a_gpu(monkeypatch, cuda, bf16, expected):
+    # No GPU runs these tests; this pins the choice every trainer (supervised, foundation, motion) makes.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    assert select_device() == expected
 
 
 def test_training_learns_a_signal_and_keeps_the_best_epoch():
