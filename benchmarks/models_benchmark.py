@@ -16,7 +16,9 @@ report gives the default's paired difference (same patients, patient bootstrap) 
 
 Target (issue 4): the default model reaches >= 95 % of the oracle's AUROC and R², and trains fastest among
 the models "within 1 % of the best" — here: whose mean AUROC over the two phenotypes is at least 99 % of the
-best model's. The script prints that verdict.
+best model's. The script prints that verdict; ``--pool-seeds 0,1`` prints it again on each model's mean AUROC
+averaged over the training seeds that have rows (one seed moves a model's mean AUROC by up to ~0.006, more
+than the 1 % line's margin), with the default's paired difference from the best averaged the same way.
 
 A full run (20,000 ECGs, every model) takes hours on 2 CPU cores, so work is kept: the cohort and store are
 built once in ``--workdir``, and each model's row is written to ``--results`` (default
@@ -76,6 +78,8 @@ def main() -> None:
                         help="score the saved models of rows already there on the test cohort again")
     parser.add_argument("--retime", action="store_true",
                         help="with --rescore, time the saved models' inference again (on a quiet machine)")
+    parser.add_argument("--pool-seeds", default="",
+                        help="e.g. 0,1: also average each model's mean AUROC over these training seeds' rows")
     parser.add_argument("--speed-only", action="store_true",
                         help="only time training steps on random input (a minute; run it on a quiet machine)")
     args = parser.parse_args()
@@ -140,6 +144,8 @@ def main() -> None:
         shutil.rmtree(checkpoints)  # the row is kept; the optimiser state is hundreds of MB for the big models
         print(f"done {name}: train {train_rate:.0f} ECG/s", flush=True)
     _report(done, args.n, scores)
+    if args.pool_seeds:
+        _pooled_report(results_csv.parent, args.n, [int(x) for x in args.pool_seeds.split(",")], scores)
 
 
 def _speed_only(names: list[str], batch: int = 64, steps: int = 5, repeats: int = 3) -> None:
@@ -272,6 +278,42 @@ class _Scorer:
         return bootstrap_ci(_mean_auroc_difference, self.labels, both, self.groups, n_boot=300)
 
 
+def _pooled_report(results_dir: Path, n: int, seeds: list[int], scores: _Scorer) -> None:
+    """Each model's mean AUROC averaged over the training seeds that have rows, the within-1 % list on that
+    average, and the default's paired difference from the best over the seeds both have predictions for."""
+    rows = []
+    for seed in seeds:
+        path = results_dir / f"models_ukb_{n}{f'_seed{seed}' if seed else ''}.csv"
+        if path.exists():
+            table = pd.read_csv(path)
+            rows.append(table[table.model != "oracle"].assign(seed=seed))
+    rows = pd.concat(rows, ignore_index=True)
+    rows["mean_auroc"] = rows[["dysfunction_auroc", "dilation_auroc"]].mean(axis=1)
+    pooled = rows.groupby("model").agg(mean_auroc=("mean_auroc", "mean"), seeds=("seed", "nunique"))
+    pooled = pooled.sort_values("mean_auroc", ascending=False)
+    print(f"\nmean AUROC averaged over training seeds {seeds} (where a model has them):")
+    print(pooled.round(4).to_string())
+    best = pooled.index[0]
+    near = pooled[pooled.mean_auroc >= 0.99 * pooled.mean_auroc.iloc[0]]
+    print(f"within 1 % of the best ({best}, {pooled.mean_auroc.iloc[0]:.4f}; the line is "
+          f"{0.99 * pooled.mean_auroc.iloc[0]:.4f}): {', '.join(near.index)}")
+    if best == DEFAULT_MODEL:
+        return
+    both = [s for s in seeds if all((scores.keep / f"{m}{f'_seed{s}' if s else ''}.parquet").exists()
+                                    for m in (DEFAULT_MODEL, best))]
+    preds = [pd.read_parquet(scores.keep / f"{m}{f'_seed{s}' if s else ''}.parquet")[PHENOTYPES].to_numpy()
+             for m in (DEFAULT_MODEL, best) for s in both]
+    k, runs = len(PHENOTYPES), len(both)
+
+    def seed_averaged_difference(y: np.ndarray, stacked: np.ndarray) -> float:
+        means = [_mean_auroc(y, stacked[:, i * k:(i + 1) * k]) for i in range(2 * runs)]
+        return float(np.mean(means[:runs]) - np.mean(means[runs:]))
+
+    diff = bootstrap_ci(seed_averaged_difference, scores.labels, np.column_stack(preds), scores.groups, n_boot=300)
+    print(f"{DEFAULT_MODEL} minus {best}, mean AUROC averaged over seeds {both}, same patients: {diff[0]:+.4f} "
+          f"[{diff[1]:+.4f}, {diff[2]:+.4f}] (paired patient bootstrap)")
+
+
 def _report(table: pd.DataFrame, n: int, scores: _Scorer) -> None:
     """Print the table, the default model's share of the oracle, and the fastest-within-1 % verdict."""
     pd.set_option("display.width", 250)
@@ -290,7 +332,8 @@ def _report(table: pd.DataFrame, n: int, scores: _Scorer) -> None:
     near = models[models.mean_auroc >= 0.99 * models.mean_auroc.max()]
     fastest = near.loc[near.train_ecg_s.idxmax()]
     print(f"within 1 % of the best mean AUROC ({models.mean_auroc.max():.3f}): {', '.join(near.model)}; "
-          f"fastest to train: {fastest.model} ({fastest.train_ecg_s:.0f} ECG/s)")
+          f"fastest to train in these runs: {fastest.model} ({fastest.train_ecg_s:.0f} ECG/s; the runs may have "
+          "shared the machine, --speed-only times training alone)")
     best = models.loc[models.mean_auroc.idxmax(), "model"]
     paired = scores.paired_mean_auroc(DEFAULT_MODEL, best) if best != DEFAULT_MODEL else None
     if paired:
