@@ -95,7 +95,7 @@ def main() -> None:
     spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
     y = spec.encode(targets)
 
-    tag = f"_seed{args.seed}" if args.seed else ""
+    tag = _seed_tag(args.seed)
     results_csv = args.results or Path(__file__).parent / "results" / f"models_ukb_{args.n}{tag}.csv"
     results_csv.parent.mkdir(parents=True, exist_ok=True)
     done = pd.read_csv(results_csv) if results_csv.exists() else pd.DataFrame(columns=COLUMNS)
@@ -278,12 +278,17 @@ class _Scorer:
         return bootstrap_ci(_mean_auroc_difference, self.labels, both, self.groups, n_boot=300)
 
 
+def _seed_tag(seed: int) -> str:
+    """The suffix of a training seed's models, predictions and results (none for seed 0)."""
+    return f"_seed{seed}" if seed else ""
+
+
 def _pooled_report(results_dir: Path, n: int, seeds: list[int], scores: _Scorer) -> None:
     """Each model's mean AUROC averaged over the training seeds that have rows, the within-1 % list on that
     average, and the default's paired difference from the best over the seeds both have predictions for."""
     rows = []
     for seed in seeds:
-        path = results_dir / f"models_ukb_{n}{f'_seed{seed}' if seed else ''}.csv"
+        path = results_dir / f"models_ukb_{n}{_seed_tag(seed)}.csv"
         if path.exists():
             table = pd.read_csv(path)
             rows.append(table[table.model != "oracle"].assign(seed=seed))
@@ -299,10 +304,9 @@ def _pooled_report(results_dir: Path, n: int, seeds: list[int], scores: _Scorer)
           f"{0.99 * pooled.mean_auroc.iloc[0]:.4f}): {', '.join(near.index)}")
     if best == DEFAULT_MODEL:
         return
-    both = [s for s in seeds if all((scores.keep / f"{m}{f'_seed{s}' if s else ''}.parquet").exists()
-                                    for m in (DEFAULT_MODEL, best))]
-    preds = [pd.read_parquet(scores.keep / f"{m}{f'_seed{s}' if s else ''}.parquet")[PHENOTYPES].to_numpy()
-             for m in (DEFAULT_MODEL, best) for s in both]
+    saved = {(m, s): scores.keep / f"{m}{_seed_tag(s)}.parquet" for m in (DEFAULT_MODEL, best) for s in seeds}
+    both = [s for s in seeds if saved[DEFAULT_MODEL, s].exists() and saved[best, s].exists()]
+    preds = [pd.read_parquet(saved[m, s])[PHENOTYPES].to_numpy() for m in (DEFAULT_MODEL, best) for s in both]
     k, runs = len(PHENOTYPES), len(both)
 
     def seed_averaged_difference(y: np.ndarray, stacked: np.ndarray) -> float:
