@@ -2,6 +2,7 @@ import base64
 import json
 from html.parser import HTMLParser
 
+import numpy as np
 import pandas as pd
 import wfdb
 from rich.console import Console
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 from ecgscope.cli import app, headline_table
 from ecgscope.report.html import format_number
 from ecgscope.studies.demo import run_demo
+from ecgscope.studies.transfer import keep_training_patients
 
 runner = CliRunner()
 
@@ -43,17 +45,29 @@ def test_presets_command_lists_every_preset():
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False,
-                      n_hospital=150, n_prospective=40, n_survival=300, n_boot=20)
+                      n_hospital=150, n_prospective=40, n_survival=300, n_boot=20, small_hospital_train=30)
     m = result.metrics
     t = result.transfer
     assert set(t.cohort) == {"hospital test", "prospective"} and len(set(t.model)) == 3
+    full, small = (pd.read_parquet(tmp_path / "demo" / d / "hospital_cohort.parquet")
+                   for d in ("transfer", "transfer_small"))
+    n_full = full[full.split == "train"].patient_id.nunique()
+    assert n_full > 30 and set(t.hospital_training_patients) == {30, n_full}  # the small hospital, then all
     assert t[t.metric == "MAE"].estimate.gt(0).all()
-    d = result.transfer_differences.set_index(["cohort", "comparison", "target"]).difference
-    est = t.set_index(["cohort", "model", "target"]).estimate
+    d = result.transfer_differences.set_index(["hospital_training_patients", "cohort", "comparison", "target"])
+    est = t.set_index(["hospital_training_patients", "cohort", "model", "target"]).estimate
     for cohort, target in [("hospital test", "rvef"), ("prospective", "rvedvi")]:  # paired rows agree with the table
-        expected = (est[(cohort, "fine-tuned (ukb -> hospital)", target)]
-                    - est[(cohort, "from scratch (hospital)", target)])
-        assert abs(d[(cohort, "fine-tuned minus from scratch (hospital)", target)] - expected) < 1e-12
+        expected = (est[(30, cohort, "fine-tuned (ukb -> hospital)", target)]
+                    - est[(30, cohort, "from scratch (hospital)", target)])
+        assert abs(d.difference[(30, cohort, "fine-tuned minus from scratch (hospital)", target)] - expected) < 1e-12
+    # both sizes score the unadapted model on the same test and prospective patients
+    unadapted = t[t.model == "pretrained only (ukb)"].set_index(["hospital_training_patients", "cohort", "target"])
+    np.testing.assert_array_equal(unadapted.loc[30, "estimate"], unadapted.loc[n_full, "estimate"])  # NaN: no cases
+    assert small[small.split == "train"].patient_id.nunique() == 30
+    assert set(small[small.split == "train"].patient_id) < set(full[full.split == "train"].patient_id)
+    assert small[small.split == "test"].patient_id.tolist() == full[full.split == "test"].patient_id.tolist()
+    # the same 30 patients transfer_benchmark.py --n-train 30 keeps for seed 0 (it simulates the hospital anew)
+    pd.testing.assert_frame_equal(small, keep_training_patients(full, 30, seed=1))
     assert set(m.model) == {"ECG model", "oracle"}
     assert set(m.target) == {"rv_dysfunction", "rv_dilation", "rvef", "rvedvi"}
     mae = m[(m.metric == "MAE")].estimate
@@ -77,7 +91,7 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     assert (table.rvef_lower < table.rvef).all() and (table.rvef < table.rvef_upper).all()
     assert table.rv_dysfunction.between(0, 1).all() and (table.rvedvi_std > 0).all()
     assert runner.invoke(app, ["export", str(tmp_path / "demo" / "model"), "--onnx"]).exit_code == 0
-    _check_report(tmp_path / "demo")
+    _check_report(tmp_path / "demo", {30, n_full})
     printed = Console(record=True, width=150)
     printed.print(headline_table(tmp_path / "demo" / "study.json"))
     text = printed.export_text()
@@ -102,7 +116,7 @@ class _Images(HTMLParser):
             self._in_heading = False
 
 
-def _check_report(run):
+def _check_report(run, hospital_training_sizes):
     """The demo's report opens offline: every figure embedded as PNG, every section present, numbers beside."""
     page = (run / "report.html").read_text()
     parser = _Images()
@@ -124,6 +138,7 @@ def _check_report(run):
     assert hr["published"] == 1.4 and hr["ci_low"] <= hr["estimate"] <= hr["ci_high"]
     assert f">{format_number(hr['estimate'])} [{format_number(hr['ci_low'])}, {format_number(hr['ci_high'])}]<" in page
     assert len(numbers["evaluations"]) == 3 and len(numbers["survival"]) == 2
+    assert {row["hospital_training_patients"] for row in numbers["transfer_differences"]} == hospital_training_sizes
 
 
 def test_a_second_demo_into_the_same_folder_is_refused_while_the_first_runs(tmp_path):

@@ -129,16 +129,18 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> 
     console.print(table)
     console.print("oracle: gradient boosting on the noise-free waveform parameters, same training patients; "
                   "the reference an ECG model should approach.")
-    transfer = Table("cohort", "target", "metric", *result.transfer.model.unique(),
+    transfer = Table("hospital training patients", "cohort", "target", "metric", *result.transfer.model.unique(),
                      title="Taking the ukb model to a hospital (CIs over patients)")
-    for (cohort, target, metric), group in result.transfer.groupby(["cohort", "target", "metric"], sort=False):
-        transfer.add_row(cohort, target, metric, *(f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]"
-                                                   for r in group.itertuples()))
+    keys = ["hospital_training_patients", "cohort", "target", "metric"]
+    for (n_train, cohort, target, metric), group in result.transfer.groupby(keys, sort=False):
+        transfer.add_row(str(n_train), cohort, target, metric,
+                         *(f"{r.estimate:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in group.itertuples()))
     console.print(transfer)
-    differences = Table("cohort", "comparison", "target", "metric", "difference [95% CI]",
+    differences = Table("hospital training patients", "cohort", "comparison", "target", "metric",
+                        "difference [95% CI]",
                         title="Fine-tuned minus the others, same patients (paired bootstrap; MAE: negative is better)")
     for r in result.transfer_differences.itertuples():
-        differences.add_row(r.cohort, r.comparison, r.target, r.metric,
+        differences.add_row(str(r.hospital_training_patients), r.cohort, r.comparison, r.target, r.metric,
                             f"{r.difference:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]")
     console.print(differences)
     console.print(headline_table(result.out / "study.json"))
@@ -149,7 +151,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> 
     console.print(f"[green]outputs:[/] metrics {result.out / 'metrics.json'}, figures {result.out / 'figures'}, "
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
                   f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "
-                  f"{result.out / 'transfer' / 'transfer_metrics.csv'}")
+                  f"{result.out / 'transfer' / 'transfer_metrics.csv'} (and transfer_small/, the smaller hospital)")
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.

@@ -6,7 +6,8 @@
 - ``table1.csv`` (optional): the cohort table
 - every folder holding ``evaluation.json`` (from ``ecgscope evaluate``) and ``summary.json`` (from
   ``ecgscope survival``), in name order
-- ``transfer/transfer_metrics.csv`` and ``transfer_differences.csv`` (optional)
+- ``transfer*/transfer_metrics.csv`` and ``transfer_differences.csv`` (optional; one folder per hospital
+  training-set size)
 - ``model/model_card.md`` (optional)
 """
 
@@ -221,17 +222,21 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         section, data = _motion_section(folder)
         body.append(section)
         record.setdefault("motion", {})[str(folder.relative_to(run))] = data
-    if (run / "transfer" / "transfer_metrics.csv").exists():
-        metrics = pd.read_csv(run / "transfer" / "transfer_metrics.csv")
+    transfer_runs = sorted(path.parent for path in run.glob("transfer*/transfer_metrics.csv"))
+    if transfer_runs:
+        metrics = pd.concat([pd.read_csv(folder / "transfer_metrics.csv") for folder in transfer_runs])
+        keys = [c for c in ("hospital_training_patients", "cohort") if c in metrics.columns]
+        metrics = metrics.sort_values(keys, kind="stable")
         metrics["estimate [95 % CI]"] = [_ci(r.estimate, r.ci_low, r.ci_high) for r in metrics.itertuples()]
         body.append("<h2>Taking the model to a new hospital</h2>"
-                    + _table(metrics[["cohort", "model", "target", "metric", "estimate [95 % CI]"]]))
+                    + _table(metrics[[*keys, "model", "target", "metric", "estimate [95 % CI]"]]))
         record["transfer"] = metrics.drop(columns="estimate [95 % CI]").to_dict(orient="records")
-        if (run / "transfer" / "transfer_differences.csv").exists():
-            diffs = pd.read_csv(run / "transfer" / "transfer_differences.csv")
+        diff_files = [folder / "transfer_differences.csv" for folder in transfer_runs]
+        if all(path.exists() for path in diff_files):
+            diffs = pd.concat([pd.read_csv(path) for path in diff_files]).sort_values(keys, kind="stable")
             diffs["difference [95 % CI]"] = [_ci(r.difference, r.ci_low, r.ci_high, 3) for r in diffs.itertuples()]
             body.append("<p class='note'>Paired differences on the same patients (MAE: negative is better).</p>"
-                        + _table(diffs[["cohort", "comparison", "target", "metric", "difference [95 % CI]"]]))
+                        + _table(diffs[[*keys, "comparison", "target", "metric", "difference [95 % CI]"]]))
             record["transfer_differences"] = diffs.drop(columns="difference [95 % CI]").to_dict(orient="records")
     body.append("<h2>Model card</h2>")
     for card in [run / c for c in study.get("model_cards", ["model/model_card.md"])]:

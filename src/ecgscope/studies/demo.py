@@ -35,6 +35,9 @@ PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
 UNITS = {"rvef": "%", "rvedvi": "mL/m2"}
 #: The model reads PTB-XL's 100 Hz tree: 10 s = 1,000 samples per lead.
 MODEL_FS = 100.0
+#: The second, smaller hospital training set of the transfer step: where training from scratch is still
+#: data-limited in the simulation (benchmarks/transfer_benchmark.py --n-train draws the whole curve).
+SMALL_HOSPITAL_TRAIN = 300
 
 
 @dataclass
@@ -54,10 +57,14 @@ PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"na
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
              model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int = 1500,
-             n_prospective: int = 115, n_survival: int = 3019, n_boot: int = 500) -> DemoResult:
+             n_prospective: int = 115, n_survival: int = 3019, n_boot: int = 500,
+             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN) -> DemoResult:
     """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, take that model to a
     hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort, follow a hospital cohort
-    of ``n_survival`` for death, and write everything, ending with ``report.html``, under ``out``."""
+    of ``n_survival`` for death, and write everything, ending with ``report.html``, under ``out``.
+
+    The transfer step runs on all the hospital's training patients (``out/transfer``) and again on only
+    ``small_hospital_train`` of them (``out/transfer_small``; same validation, test and prospective patients)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
@@ -139,6 +146,12 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
                                          progress=progress)
+    if small_hospital_train is not None:
+        small_transfer, small_differences = run_transfer(
+            out / "model", out / "transfer_small", n_train=small_hospital_train, cohorts_from=out / "transfer",
+            seed=seed, epochs=epochs, fs=MODEL_FS, progress=progress)
+        transfer = pd.concat([small_transfer, transfer], ignore_index=True)
+        differences = pd.concat([small_differences, differences], ignore_index=True)
     ukb_predictions = pd.DataFrame({"ecg_id": pairs["ecg_id"].to_numpy()[te], "patient_id": groups,
                                     **{k: pred[k] for k in REGRESSION + PHENOTYPES}})
     oracle_auroc = {r.target: r.estimate for r in metrics[(metrics.model == "oracle") &

@@ -72,21 +72,41 @@ def keep_training_patients(table: pd.DataFrame, n: int, seed: int) -> pd.DataFra
     return table.assign(split=table["split"].mask(unused, "unused"))
 
 
+def _reuse_cohort(preset: str, source: Path, out: Path, seed: int, n_train: int | None) -> tuple[Path, pd.DataFrame]:
+    """The store and table an earlier transfer run wrote under ``source`` (keeping ``n_train`` training patients
+    if given; the table is written under ``out``, the store is shared)."""
+    table = pd.read_parquet(source / f"{preset}_cohort.parquet")
+    if n_train is not None:
+        table = keep_training_patients(table, n_train, seed)
+    write_parquet(table, out / f"{preset}_cohort.parquet")
+    return source / f"{preset}_store", table
+
+
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
-                 epochs: int = 15, fs: float = 100.0, n_train: int | None = None,
+                 epochs: int = 15, fs: float = 100.0, n_train: int | None = None, cohorts_from: Path | None = None,
                  progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare pretrained-only, from-scratch and fine-tuned models.
 
     ``n_train`` keeps only that many of the hospital's training patients (validation and test unchanged).
+    ``cohorts_from`` reuses the hospital and prospective cohorts an earlier run (same seed) wrote in that
+    directory instead of simulating them again, so two training-set sizes are scored on the same patients.
     Returns the metrics table (each model with its CI) and the paired differences (fine-tuned minus each
-    other model on the same patients, with paired-bootstrap CIs); both are also written as CSV under ``out``.
+    other model on the same patients, with paired-bootstrap CIs), each with the number of hospital training
+    patients; both are also written as CSV under ``out``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    hospital_store, hospital = _cohort("hospital", n_hospital, seed + 1, out, fs, (0.6, 0.2, 0.2), progress,
-                                       n_train)
-    prospective_store, prospective = _cohort("prospective", n_prospective, seed + 2, out, fs, (1.0, 0.0, 0.0),
-                                             progress)
+    hospital_seed, prospective_seed = seed + 1, seed + 2  # both paths draw the same training patients
+    if cohorts_from is None:
+        hospital_store, hospital = _cohort("hospital", n_hospital, hospital_seed, out, fs, (0.6, 0.2, 0.2),
+                                           progress, n_train)
+        prospective_store, prospective = _cohort("prospective", n_prospective, prospective_seed, out, fs,
+                                                 (1.0, 0.0, 0.0), progress)
+    else:
+        hospital_store, hospital = _reuse_cohort("hospital", Path(cohorts_from), out, hospital_seed, n_train)
+        prospective_store, prospective = _reuse_cohort("prospective", Path(cohorts_from), out, prospective_seed,
+                                                       None)
+    n_hospital_train = int(hospital.loc[hospital["split"] == "train", "patient_id"].nunique())
 
     architecture = json.loads((Path(pretrained) / "model.json").read_text())["architecture"]  # same for all three
 
@@ -132,9 +152,10 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
                                                    seed=seed)
                 comparisons.append((cohort_name, f"fine-tuned minus {other}", target, metric_name, est, lo, hi))
     metrics = pd.DataFrame(rows, columns=["cohort", "model", "target", "metric", "estimate", "ci_low", "ci_high",
-                                          "n_or_positives"])
+                                          "n_or_positives"]).assign(hospital_training_patients=n_hospital_train)
     differences = pd.DataFrame(comparisons, columns=["cohort", "comparison", "target", "metric", "difference",
-                                                     "ci_low", "ci_high"])
+                                                     "ci_low", "ci_high"]).assign(
+                                                         hospital_training_patients=n_hospital_train)
     write_text(out / "transfer_metrics.csv", metrics.to_csv(index=False))
     write_text(out / "transfer_differences.csv", differences.to_csv(index=False))
     return metrics, differences
