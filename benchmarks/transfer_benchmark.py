@@ -19,7 +19,8 @@ the pooled figure is about fine-tuning *this* model, not about pretraining in ge
 ``--n-train 150,300,600,1800`` draws a learning curve instead: for each size, the step keeps only that many of
 the hospital's training patients (validation and test patients unchanged; use ``--n-hospital 3000`` for
 1,800 to draw from), runs every seed, and prints the pooled differences per size, so it shows where training
-from scratch stops being data-limited. The curve is written to ``OUT/curve.csv``.
+from scratch stops being data-limited. The curve is written to ``OUT/curve.csv``. Its seed-0 point at 300 from
+``--pretrained runs/demo/model`` is the demo's own ``transfer_small`` step (the same patients are kept).
 """
 
 from __future__ import annotations

@@ -132,6 +132,7 @@ def _check_report(run, hospital_training_sizes):
                     "Model card", "Against the baseline model", "Event rate of cause 1"):
         assert section in headings, section
     assert "does not replace imaging" in page
+    assert page.count("alt='fine-tuned minus the other models") == 4  # one per target, both hospital sizes in each
     numbers = json.loads((run / "report.json").read_text())
     measures = {row["measure"]: row for row in numbers["headline"]}
     hr = measures["Cox HR per 10 % lower predicted RVEF (death)"]

@@ -34,6 +34,9 @@ LIMITATIONS = (
     "the model works on patients."
 )
 
+#: Column headers in the report for the tables' machine names.
+DISPLAY_NAMES = {"hospital_training_patients": "hospital training patients"}
+
 STYLE = """
 body { font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }
@@ -229,14 +232,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         metrics = metrics.sort_values(keys, kind="stable")
         metrics["estimate [95 % CI]"] = [_ci(r.estimate, r.ci_low, r.ci_high) for r in metrics.itertuples()]
         body.append("<h2>Taking the model to a new hospital</h2>"
-                    + _table(metrics[[*keys, "model", "target", "metric", "estimate [95 % CI]"]]))
+                    + _table(metrics[[*keys, "model", "target", "metric", "estimate [95 % CI]"]]
+                             .rename(columns=DISPLAY_NAMES)))
         record["transfer"] = metrics.drop(columns="estimate [95 % CI]").to_dict(orient="records")
         diff_files = [folder / "transfer_differences.csv" for folder in transfer_runs]
         if all(path.exists() for path in diff_files):
             diffs = pd.concat([pd.read_csv(path) for path in diff_files]).sort_values(keys, kind="stable")
             diffs["difference [95 % CI]"] = [_ci(r.difference, r.ci_low, r.ci_high, 3) for r in diffs.itertuples()]
-            body.append("<p class='note'>Paired differences on the same patients (MAE: negative is better).</p>"
-                        + _table(diffs[[*keys, "comparison", "target", "metric", "difference [95 % CI]"]]))
+            body.append("<p class='note'>Paired differences on the same patients (MAE: negative is better); "
+                        "n in the plots is the number of hospital training patients.</p>"
+                        + _table(diffs[[*keys, "comparison", "target", "metric", "difference [95 % CI]"]]
+                                 .rename(columns=DISPLAY_NAMES)))
+            for (target, metric), group in diffs[diffs.cohort == "hospital test"].groupby(["target", "metric"],
+                                                                                         sort=False):
+                rows = group.assign(label=group.comparison, estimate=group.difference,
+                                    n=group.get("hospital_training_patients", "?"))
+                body.append(_img(evidence.forest_figure(f"hospital test, {target} {metric}", rows, reference=0.0),
+                                 f"fine-tuned minus the other models, {target}"))
             record["transfer_differences"] = diffs.drop(columns="difference [95 % CI]").to_dict(orient="records")
     body.append("<h2>Model card</h2>")
     for card in [run / c for c in study.get("model_cards", ["model/model_card.md"])]:
