@@ -278,6 +278,15 @@ class _Scorer:
         return bootstrap_ci(_mean_auroc_difference, self.labels, both, self.groups, n_boot=300)
 
 
+#: "Within 1 % of the best": a mean AUROC at least this share of the best model's.
+NEAR_BEST = 0.99
+
+
+def _with_mean_auroc(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with each row's mean AUROC over the two phenotypes."""
+    return table.assign(mean_auroc=table[["dysfunction_auroc", "dilation_auroc"]].mean(axis=1))
+
+
 def _seed_tag(seed: int) -> str:
     """The suffix of a training seed's models, predictions and results (none for seed 0)."""
     return f"_seed{seed}" if seed else ""
@@ -292,16 +301,15 @@ def _pooled_report(results_dir: Path, n: int, seeds: list[int], scores: _Scorer)
         if path.exists():
             table = pd.read_csv(path)
             rows.append(table[table.model != "oracle"].assign(seed=seed))
-    rows = pd.concat(rows, ignore_index=True)
-    rows["mean_auroc"] = rows[["dysfunction_auroc", "dilation_auroc"]].mean(axis=1)
+    rows = _with_mean_auroc(pd.concat(rows, ignore_index=True))
     pooled = rows.groupby("model").agg(mean_auroc=("mean_auroc", "mean"), seeds=("seed", "nunique"))
     pooled = pooled.sort_values("mean_auroc", ascending=False)
     print(f"\nmean AUROC averaged over training seeds {seeds} (where a model has them):")
     print(pooled.round(4).to_string())
     best = pooled.index[0]
-    near = pooled[pooled.mean_auroc >= 0.99 * pooled.mean_auroc.iloc[0]]
+    near = pooled[pooled.mean_auroc >= NEAR_BEST * pooled.mean_auroc.iloc[0]]
     print(f"within 1 % of the best ({best}, {pooled.mean_auroc.iloc[0]:.4f}; the line is "
-          f"{0.99 * pooled.mean_auroc.iloc[0]:.4f}): {', '.join(near.index)}")
+          f"{NEAR_BEST * pooled.mean_auroc.iloc[0]:.4f}): {', '.join(near.index)}")
     if best == DEFAULT_MODEL:
         return
     saved = {(m, s): scores.keep / f"{m}{_seed_tag(s)}.parquet" for m in (DEFAULT_MODEL, best) for s in seeds}
@@ -321,8 +329,7 @@ def _pooled_report(results_dir: Path, n: int, seeds: list[int], scores: _Scorer)
 def _report(table: pd.DataFrame, n: int, scores: _Scorer) -> None:
     """Print the table, the default model's share of the oracle, and the fastest-within-1 % verdict."""
     pd.set_option("display.width", 250)
-    table = table.copy()
-    table["mean_auroc"] = table[["dysfunction_auroc", "dilation_auroc"]].mean(axis=1)
+    table = _with_mean_auroc(table)
     print(f"\nukb n={n} (70 % train, 10 % validation), 100 Hz x 10 s input; scored on an independent ukb "
           f"cohort of {len(scores.pairs)} ECGs ({int(scores.labels[:, 0].sum())} with RV dysfunction, "
           f"{int(scores.labels[:, 1].sum())} with dilation)")
@@ -333,7 +340,7 @@ def _report(table: pd.DataFrame, n: int, scores: _Scorer) -> None:
         default = models[models.model == DEFAULT_MODEL].iloc[-1]
         shares = {k: default[k] / oracle[k] for k in ("dysfunction_auroc", "dilation_auroc", "rvef_r2", "rvedvi_r2")}
         print("\n" + DEFAULT_MODEL + " / oracle: " + ", ".join(f"{k} {v:.1%}" for k, v in shares.items()))
-    near = models[models.mean_auroc >= 0.99 * models.mean_auroc.max()]
+    near = models[models.mean_auroc >= NEAR_BEST * models.mean_auroc.max()]
     fastest = near.loc[near.train_ecg_s.idxmax()]
     print(f"within 1 % of the best mean AUROC ({models.mean_auroc.max():.3f}): {', '.join(near.model)}; "
           f"fastest to train in these runs: {fastest.model} ({fastest.train_ecg_s:.0f} ECG/s; the runs may have "

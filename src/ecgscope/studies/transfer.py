@@ -44,10 +44,7 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
     table = derive_labels(link_imaging(Store(store).manifest, sim / "measurements" / "mri.parquet",
                                        days_before=90, days_after=90), PHENOTYPES)
     table["split"] = patient_split(table, split, stratify="rv_dysfunction", seed=seed) if split[0] < 1 else "test"
-    if n_train is not None:
-        table = keep_training_patients(table, n_train, seed)
-    write_parquet(table, out / f"{preset}_cohort.parquet")
-    return store, table
+    return store, _save_table(preset, table, out, seed, n_train)
 
 
 def _scores(model_dir: Path, store: Path, table: pd.DataFrame) -> pd.DataFrame:
@@ -72,14 +69,18 @@ def keep_training_patients(table: pd.DataFrame, n: int, seed: int) -> pd.DataFra
     return table.assign(split=table["split"].mask(unused, "unused"))
 
 
-def _reuse_cohort(preset: str, source: Path, out: Path, seed: int, n_train: int | None) -> tuple[Path, pd.DataFrame]:
-    """The store and table an earlier transfer run wrote under ``source`` (keeping ``n_train`` training patients
-    if given; the table is written under ``out``, the store is shared)."""
-    table = pd.read_parquet(source / f"{preset}_cohort.parquet")
+def _save_table(preset: str, table: pd.DataFrame, out: Path, seed: int, n_train: int | None) -> pd.DataFrame:
+    """Keep ``n_train`` training patients if given, write the cohort table under ``out`` and return it."""
     if n_train is not None:
         table = keep_training_patients(table, n_train, seed)
     write_parquet(table, out / f"{preset}_cohort.parquet")
-    return source / f"{preset}_store", table
+    return table
+
+
+def _reuse_cohort(preset: str, source: Path, out: Path, seed: int, n_train: int | None) -> tuple[Path, pd.DataFrame]:
+    """The store and table an earlier transfer run wrote under ``source`` (the store is shared)."""
+    table = pd.read_parquet(source / f"{preset}_cohort.parquet")
+    return source / f"{preset}_store", _save_table(preset, table, out, seed, n_train)
 
 
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
