@@ -41,8 +41,8 @@ import onnxruntime as ort
 import pandas as pd
 import torch
 
-from ecgscope.cohort import derive_labels, link_imaging, patient_split
-from ecgscope.config import DEFAULT_MODEL
+from ecgscope.cohort import carve_calibration, derive_labels, link_imaging, patient_split
+from ecgscope.config import DEFAULT_MODEL, RunConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
 from ecgscope.io import write_parquet
 from ecgscope.signal import Pipeline
@@ -50,8 +50,9 @@ from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
-from ecgscope.train import TaskSpec, export_onnx, fit_multitask, load_model, save_model, seeded_model
+from ecgscope.train import TaskSpec, export_onnx, load_model, seeded_model
 from ecgscope.train.module import completed_epochs, predict_batches
+from ecgscope.train.run import train_model
 
 REGRESSION, PHENOTYPES = ["rvef", "rvedvi"], ["rv_dysfunction", "rv_dilation"]
 DEFAULT_MODELS = "compact_cnn,net1d_small,xresnet1d18,resnet1d_code,inception1d,xresnet1d50,xresnet1d101"
@@ -89,11 +90,11 @@ def main() -> None:
         _speed_only(args.models.split(","))
         return
     work = args.workdir / f"ukb_{args.n}"
-    pairs, split, x, pipeline = _cohort(work, args.n)
-    tr, va, te = (split == s for s in ("train", "val", "test"))
-    targets = {k: pairs[k].to_numpy(dtype=float) for k in REGRESSION + PHENOTYPES}
-    spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
-    y = spec.encode(targets)
+    pairs, split, x, _ = _cohort(work, args.n)
+    tr, te = (split == s for s in ("train", "test"))
+    cohort = pairs.assign(split=split)
+    cohort_table = work / "cohort.parquet"
+    write_parquet(cohort, cohort_table)
 
     tag = _seed_tag(args.seed)
     results_csv = args.results or Path(__file__).parent / "results" / f"models_ukb_{args.n}{tag}.csv"
@@ -125,23 +126,30 @@ def main() -> None:
         mine = (done.model == name) & (done.epochs == args.epochs)
         if mine.any() and not args.rerun:
             continue
-        model = seeded_model(name, args.seed, num_outputs=spec.n_outputs)
-        checkpoints = work / "checkpoints" / f"{name}_{args.epochs}{tag}"
-        last = checkpoints / "last.ckpt"
+        run_dir = work / "runs" / f"{name}_{args.epochs}{tag}"
+        last = run_dir / "checkpoints" / "last.ckpt"
         epochs_here = args.epochs - (completed_epochs(last) if last.exists() else 0)
         if epochs_here < args.epochs:
             print(f"{name}: resuming after epoch {args.epochs - epochs_here} of {args.epochs}", flush=True)
+        cfg = RunConfig.model_validate({
+            "out": str(run_dir), "model": {"name": name},
+            "data": {"store": str(work / "store"), "cohort": str(cohort_table), "regression": REGRESSION,
+                     "binary": PHENOTYPES},
+            "train": {"max_epochs": args.epochs, "seed": args.seed}})
         start = time.perf_counter()
-        module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=args.epochs, seed=args.seed,
-                               progress=True, checkpoint_dir=checkpoints)
-        train_rate = tr.sum() * epochs_here / (time.perf_counter() - start)
-        path = save_model(work / "models" / f"{name}{tag}", module.model, name, spec, pipeline)
+        trained = train_model(cfg, resume=last.exists(), progress=True)  # the one training path
+        n_train = int((carve_calibration(cohort, seed=args.seed) == "train").sum())
+        train_rate = n_train * epochs_here / (time.perf_counter() - start)
+        path = work / "models" / f"{name}{tag}"
+        shutil.rmtree(path, ignore_errors=True)
+        shutil.copytree(trained, path)
+        loaded = load_model(path)
         session = _session(export_onnx(path))
-        torch_rate, ort_rate = _inference_rates(module.model, spec, session, x[te])
-        accuracy = scores(name, _predict_onnx(session, spec, x_test))
+        torch_rate, ort_rate = _inference_rates(loaded.model, loaded.spec, session, x[te])
+        accuracy = scores(name, _predict_onnx(session, loaded.spec, x_test))
         row = [name, args.n, len(test_pairs), args.epochs, *accuracy, train_rate, torch_rate, ort_rate]
         done = _put(results_csv, done, row)
-        shutil.rmtree(checkpoints)  # the row is kept; the optimiser state is hundreds of MB for the big models
+        shutil.rmtree(run_dir / "checkpoints")  # the row is kept; the optimiser state is hundreds of MB for big models
         print(f"done {name}: train {train_rate:.0f} ECG/s", flush=True)
     _report(done, args.n, scores)
     if args.pool_seeds:

@@ -11,9 +11,10 @@ the metrics and the paired differences (fine-tuned minus each other model) with 
 
 ``--seeds 1,2,3`` repeats the step with other seeds (each simulates its own hospital and prospective cohorts and
 trains with its own seed; the demo is seed 0) and ends with the differences of every seed side by side, so a
-single seed's win or loss can be read against the spread, and a pooled difference (inverse-variance weighted
-mean, its standard error read off each seed's CI). ``--add-run 0=runs/demo/transfer`` puts a finished run (the
-demo's own transfer step, say) beside them without training it again. The seeds share one pretrained model, so
+single seed's win or loss can be read against the spread, and a pooled difference (random effects: the
+spread between seeds widens its CI; see ``ecgscope.evaluate.metrics.random_effects_pool``).
+``--add-run 0=runs/demo/transfer`` puts a finished run (the demo's own transfer step, say) beside them
+without training it again. The seeds share one pretrained model, so
 the pooled figure is about fine-tuning *this* model, not about pretraining in general.
 
 ``--n-train 150,300,600,1800`` draws a learning curve instead: for each size, the step keeps only that many of
@@ -21,6 +22,8 @@ the hospital's training patients (validation and test patients unchanged; use ``
 1,800 to draw from), runs every seed, and prints the pooled differences per size, so it shows where training
 from scratch stops being data-limited. The curve is written to ``OUT/curve.csv``. Its seed-0 point at 300 from
 ``--pretrained runs/demo/model`` is the demo's own ``transfer_small`` step (the same patients are kept).
+Each seed's differences are kept in ``OUT/curve_by_seed.csv``; ``--pool-from`` pools such a table again (or a
+``differences_by_seed.csv``) without training.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ecgscope.evaluate.metrics import random_effects_pool
 from ecgscope.studies.transfer import run_transfer
 
 DEFAULT_PRETRAINED = Path("runs/models_benchmark/ukb_20000/models/net1d_small")
@@ -45,11 +48,17 @@ def main() -> None:
                         help="a finished transfer run to include, e.g. 0=runs/demo/transfer")
     parser.add_argument("--n-train", default="", help="comma-separated training-set sizes: a learning curve")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer_benchmark"))
+    parser.add_argument("--pool-from", type=Path, metavar="CSV",
+                        help="pool a kept by-seed differences table (a seed column; n_train too for a curve) "
+                             "and write OUT/pooled.csv, training nothing")
     args = parser.parse_args()
+    pd.set_option("display.width", 200)
+    if args.pool_from:
+        print_pooled(pd.read_csv(args.pool_from), args.out)
+        return
     if not (args.pretrained / "model.json").exists():
         raise SystemExit(f"{args.pretrained} is not a model directory; run benchmarks/models_benchmark.py "
                          "--models net1d_small first, or pass --pretrained")
-    pd.set_option("display.width", 200)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     if args.n_train:
         learning_curve(args, [int(n) for n in args.n_train.split(",")], seeds)
@@ -93,29 +102,39 @@ def learning_curve(args: argparse.Namespace, sizes: list[int], seeds: list[int])
                                            progress=True)[1]
             rows.append(differences.assign(seed=seed, n_train=n))
     table = pd.concat(rows)
-    pooled = pd.concat([pool_seeds(group).assign(n_train=n) for n, group in table.groupby("n_train")])
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "curve_by_seed.csv").write_text(table.to_csv(index=False))  # to pool again without training
+    pooled = print_pooled(table, args.out)
     (args.out / "curve.csv").write_text(pooled.drop(columns="cell").to_csv(index=False))
+
+
+def print_pooled(table: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Pool a by-seed table over seeds (per training-set size when it has ``n_train``), print it as a grid
+    and write ``out/pooled.csv``."""
+    sizes = table["n_train"] if "n_train" in table.columns else pd.Series("all", index=table.index)
+    pooled = pd.concat([pool_seeds(group).assign(n_train=n) for n, group in table.groupby(sizes)])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pooled.csv").write_text(pooled.drop(columns="cell").to_csv(index=False))
+    seeds = sorted(table["seed"].unique().tolist())
     for cohort, group in pooled.groupby("cohort", sort=False):
         grid = group.pivot_table(index=["comparison", "target", "metric"], columns="n_train", values="cell",
                                  aggfunc="first", sort=False)
-        print(f"\n{cohort}: fine-tuned minus the others, pooled over seeds {seeds} (MAE: negative is better), "
-              "by hospital training patients")
+        print(f"\n{cohort}: fine-tuned minus the others, random-effects pooled over seeds {seeds} (MAE: negative "
+              "is better), by hospital training patients")
         print(grid.to_string())
+    return pooled
 
 
 def pool_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """Inverse-variance pooled difference per comparison across seeds, SE from each seed's 95 % CI width."""
+    """Random-effects pooled difference per comparison across seeds (DerSimonian-Laird tau, Hartung-Knapp
+    interval on k - 1 degrees of freedom), so the spread between training seeds widens the interval."""
     rows = []
     for key, group in table.groupby(["cohort", "comparison", "target", "metric"], sort=False):
-        se = (group["ci_high"] - group["ci_low"]).to_numpy() / (2 * 1.96)
-        weight = 1.0 / np.maximum(se, 1e-9) ** 2
-        estimate = float(np.sum(weight * group["difference"].to_numpy()) / weight.sum())
-        half = 1.96 / np.sqrt(weight.sum())
-        rows.append((*key, estimate, estimate - half, estimate + half,
-                     f"{estimate:+.3f} [{estimate - half:+.3f}, {estimate + half:+.3f}]"))
+        pooled = random_effects_pool(group["difference"], group["ci_low"], group["ci_high"])
+        est, low, high = pooled["estimate"], pooled["ci_low"], pooled["ci_high"]
+        rows.append((*key, est, low, high, pooled["tau"], pooled["k"], f"{est:+.3f} [{low:+.3f}, {high:+.3f}]"))
     return pd.DataFrame(rows, columns=["cohort", "comparison", "target", "metric", "difference", "ci_low",
-                                       "ci_high", "cell"])
+                                       "ci_high", "tau", "seeds", "cell"])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from ecgscope.report.html import build_report
 from ecgscope.studies.echo_study import run_echo_study
@@ -32,7 +33,14 @@ def test_echo_study_runs_end_to_end_and_reports_beside_the_published_numbers(tmp
     page = report.read_text()
     assert "Headline results" in page and "Jamthikar" in page and "data:image/png;base64" in page
     assert "Synthetic motion against the truth" in page  # generated vs true e' and s', example cycles
-    assert json.loads(report.with_suffix(".json").read_text())["motion"]["motion/external"]["e_prime_r"] <= 1
+    # the report's e' r is the correlation of the generated and true e' it lists, patient by patient
+    reported = json.loads(report.with_suffix(".json").read_text())["motion"]["motion/external"]["e_prime_r"]
+    points = pd.read_parquet(out / "motion" / "external" / "agreement.parquet")[["true_e_prime", "generated_e_prime"]]
+    assert reported == pytest.approx(points.dropna().corr().iloc[0, 1])
+    # echo-dev's figure is labelled apparent; echo-external is scored at the threshold echo-dev chose
+    assert any(r["measure"].startswith("echo-dev (apparent") for r in study["headline"])
+    info = json.loads((out / "evaluation" / "2_echo-external" / "evaluation.json").read_text())
+    assert info["thresholds"]["diastolic_risk_phenogroup"]["value"] == pytest.approx(study["threshold"])
 
     # a parent run's report leaves the nested study's sections to its own report
     parent = build_report(tmp_path / "demo")

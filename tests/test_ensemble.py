@@ -96,3 +96,23 @@ def test_ensemble_command_cross_fits_applies_and_feeds_evaluate(tmp_path):
     motion.iloc[:-1].to_parquet(tmp_path / "short.parquet")  # one ECG without generated motion
     short = CliRunner().invoke(app, args[:7] + ["--features", f"motion={tmp_path / 'short.parquet'}"])
     assert short.exit_code != 0 and "lacks 1 of the cohort's ECGs" in short.output
+
+
+def test_every_inner_split_is_grouped_by_patient(monkeypatch):
+    from ecgscope.ensemble import stacking
+
+    table, y, groups = _data(n=240)
+    seen = []
+    original = stacking.PatientFolds.split
+
+    def recording(self, X, y, groups=None):
+        for train, test in original(self, X, y, groups):
+            ids = X[stacking.PATIENT_COLUMN].to_numpy()
+            seen.append(set(ids[train]) & set(ids[test]))
+            yield train, test
+
+    monkeypatch.setattr(stacking.PatientFolds, "split", recording)
+    fit_ensemble(table, y, BLOCKS, folds=3, groups=groups)
+    # the stack's own folds and each base learner's penalty search, each grouped: no patient on both sides
+    assert len(seen) > 3 * (1 + len(BLOCKS)) and all(not shared for shared in seen)
+    assert len(set(groups)) < len(groups)  # the data do repeat patients

@@ -11,7 +11,6 @@ from ecgscope.evaluate import (
     auprc,
     auroc,
     bland_altman,
-    bootstrap_ci,
     brier,
     calibration_intercept,
     calibration_slope,
@@ -25,6 +24,7 @@ from ecgscope.evaluate import (
     nri_categorical,
     nri_continuous,
     pr_band,
+    predictive_values_at,
     roc_band,
     threshold_metrics,
 )
@@ -139,22 +139,6 @@ def test_net_benefit_of_treat_all_and_a_perfect_model():
     assert curve.treat_all.tolist() == pytest.approx([0.2 - 0.8 / 9, 0.2 - 0.8 * 0.25])
 
 
-def test_bootstrap_intervals_cover_a_known_value_at_about_the_nominal_rate():
-    rng = np.random.default_rng(4)
-    true_auc = stats.norm.cdf(1 / np.sqrt(2))  # binormal, unit shift
-    hits_auc, hits_mae = [], []
-    for rep in range(100):
-        y = np.r_[np.ones(150), np.zeros(150)]
-        score = rng.normal(size=300) + y
-        _, lo, hi = bootstrap_ci(auroc, y, score, n_boot=200, seed=rep)
-        hits_auc.append(lo <= true_auc <= hi)
-        err = rng.normal(size=300)
-        _, lo, hi = bootstrap_ci(mae, np.zeros(300), err, n_boot=200, seed=rep)
-        hits_mae.append(lo <= np.sqrt(2 / np.pi) <= hi)
-    assert 0.88 <= np.mean(hits_auc) <= 0.99
-    assert 0.88 <= np.mean(hits_mae) <= 0.99
-
-
 def test_evaluate_table_has_every_metric_overall_and_by_subgroup():
     rng = np.random.default_rng(5)
     n = 300
@@ -187,3 +171,68 @@ def test_roc_and_pr_bands_contain_their_curves():
     inside = (pr.precision_low <= pr.precision + 1e-9) & (pr.precision <= pr.precision_high + 1e-9)
     assert inside.mean() > 0.95 and pr.precision.is_monotonic_decreasing
     assert pr.prevalence.iloc[0] == pytest.approx(y.mean())
+
+
+def test_pr_curve_of_a_random_score_sits_at_the_prevalence():
+    rng = np.random.default_rng(8)
+    y = rng.uniform(size=4000) < 0.2
+    curve = pr_band(y, rng.uniform(size=4000), n_boot=20)
+    middle = curve[(curve.recall > 0.1) & (curve.recall < 0.9)]
+    assert middle.precision.to_numpy() == pytest.approx(0.2, abs=0.04)  # not a flat line at 1.0
+    good = pr_band(y, y + rng.normal(0, 0.5, 4000), n_boot=20)
+    assert good.precision.iloc[50] > 0.5 and good.precision.iloc[-1] < good.precision.iloc[1]
+
+
+def test_predictive_values_at_a_stated_prevalence_follow_bayes_rule():
+    rng = np.random.default_rng(9)
+    for prevalence in (0.18, 0.01):
+        n_pos = int(200_000 * prevalence)
+        y = np.r_[np.ones(n_pos), np.zeros(200_000 - n_pos)]
+        positive = np.where(y == 1, rng.uniform(size=y.size) < 0.8, rng.uniform(size=y.size) < 0.1)
+        direct = threshold_metrics(y, positive.astype(float), 0.5)
+        assert predictive_values_at(0.8, 0.9, prevalence) == pytest.approx(
+            {"ppv": direct["ppv"], "npv": direct["npv"]}, abs=0.01)
+    assert predictive_values_at(0.8, 0.9, 0.01)["ppv"] < 0.1 < predictive_values_at(0.8, 0.9, 0.18)["ppv"]
+
+
+def test_a_given_threshold_is_reported_at_and_an_apparent_one_is_flagged():
+    rng = np.random.default_rng(10)
+    n = 300
+    y, _, prob = _binary(rng, n)
+    frame = pd.DataFrame({"patient_id": np.arange(n), "dys_true": y, "dys_pred": prob,
+                          "ward": np.where(np.arange(n) < 20, "A", "B")})
+    frame.loc[frame.ward == "A", "dys_true"] = 0  # ward A has no positive patient
+    given = evaluate_table(frame, {"dys": "binary"}, ["ward"], thresholds={"dys": 0.7}, n_boot=50)
+    rows = given.set_index(["subgroup", "level", "metric"])
+    assert rows.loc[("all", "all", "threshold"), "estimate"] == 0.7
+    assert "given" in rows.loc[("all", "all", "threshold"), "note"]
+    expected = threshold_metrics(frame.dys_true, frame.dys_pred, 0.7)["sensitivity"]
+    assert rows.loc[("all", "all", "sensitivity"), "estimate"] == pytest.approx(expected)
+    assert {"PPV at 18 % prevalence", "NPV at 1 % prevalence"} <= set(given.metric)
+    assert "no positive patients" in rows.loc[("ward", "A", "AUROC"), "note"]
+    assert np.isnan(rows.loc[("ward", "A", "AUROC"), "ci_low"])  # a missing bound stays missing, never 0
+    apparent = evaluate_table(frame, {"dys": "binary"}, n_boot=50).set_index("metric")
+    assert "apparent" in apparent.loc["threshold", "note"]
+
+
+def test_delong_per_patient_equals_delong_on_one_row_per_patient():
+    y, a, _ = _binary(np.random.default_rng(11), 200)
+    b = a + np.random.default_rng(12).normal(0, 1, 200)
+    single = delong_test(y, a, b)
+    assert delong_test(y, a, b, groups=np.arange(200)) == pytest.approx(single | {"patients": 200})
+    assert single["patients"] == 200
+
+
+def test_baseline_is_matched_to_the_model_by_ecg_id_not_by_row(tmp_path):
+    from ecgscope.evaluate.evaluation import run_evaluation
+
+    rng = np.random.default_rng(13)
+    y, _, prob = _binary(rng, 300)
+    frame = pd.DataFrame({"ecg_id": np.arange(300), "patient_id": np.arange(300), "dys_true": y, "dys_pred": prob})
+    baseline = frame.assign(dys_pred=rng.uniform(size=300))
+    run_evaluation(frame, tmp_path / "a", baseline=baseline, n_boot=20)
+    run_evaluation(frame, tmp_path / "b", baseline=baseline.sample(frac=1, random_state=0), n_boot=20)
+    first, shuffled = (pd.read_csv(tmp_path / d / "comparison.csv") for d in ("a", "b"))
+    pd.testing.assert_frame_equal(first, shuffled)
+    with pytest.raises(ValueError, match="same ECGs"):
+        run_evaluation(frame, tmp_path / "c", baseline=baseline.iloc[:200], n_boot=20)

@@ -78,3 +78,30 @@ def test_evidence_commands_fail_clearly(tmp_path):
     assert result.exit_code == 2 and "ward" in result.output
     result = runner.invoke(app, ["report", str(d / "nowhere")])
     assert result.exit_code == 2 and "no such run directory" in result.output
+
+
+def test_evaluate_scores_the_test_split_at_thresholds_chosen_elsewhere(tmp_path):
+    d = _files(tmp_path)
+    labels = pd.read_parquet(d / "labels.parquet")
+    labels["split"] = np.select([labels.ecg_id < 240, labels.ecg_id < 320], ["train", "val"], "test")
+    labels.to_parquet(d / "split_labels.parquet")
+    args = ["evaluate", str(d / "preds.parquet"), "--labels", str(d / "split_labels.parquet"), "--n-boot", "20"]
+    result = runner.invoke(app, [*args, "--out", str(d / "test")])
+    assert result.exit_code == 0, result.output
+    assert "scoring 80 of 400 rows (split test" in result.output and "validation rows" in result.output
+    metrics = pd.read_csv(d / "test" / "metrics.csv")
+    assert (metrics.n[metrics.subgroup == "all"] == 80).all()
+    info = json.loads((d / "test" / "evaluation.json").read_text())
+    assert "given" in info["thresholds"]["rv_dysfunction"]["source"]
+
+    result = runner.invoke(app, [*args, "--out", str(d / "all"), "--split", "all"])
+    assert result.exit_code == 0 and "scoring 400 of 400 rows (every split" in result.output
+    model = d / "model"
+    model.mkdir()
+    (model / "model.json").write_text(json.dumps({"thresholds": {"rv_dysfunction": {"value": 0.3}}}))
+    result = runner.invoke(app, [*args, "--out", str(d / "m"), "--model", str(model)])
+    assert result.exit_code == 0 and "the model's thresholds" in result.output
+    info = json.loads((d / "m" / "evaluation.json").read_text())
+    assert info["thresholds"]["rv_dysfunction"]["value"] == 0.3
+    result = runner.invoke(app, [*args, "--out", str(d / "x"), "--split", "holdout"])
+    assert result.exit_code == 2 and "holdout" in result.output and "'test'" in result.output

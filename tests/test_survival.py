@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lifelines import AalenJohansenFitter, CoxPHFitter, KaplanMeierFitter
-from lifelines.statistics import multivariate_logrank_test
+from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import concordance_index
 
 from ecgscope.simulate import simulate_cohort
@@ -54,7 +54,9 @@ def test_cox_hazard_ratio_is_lifelines_coefficient_per_unit():
     assert result["hr"] == pytest.approx(np.exp(-10 * reference.params_["x"]))
     low, high = np.exp(-10 * reference.confidence_intervals_.loc["x"].to_numpy())[::-1]
     assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high), rel=1e-4)
-    assert result["events"] == data.event.sum() and 0 <= result["ph_p"] <= 1
+    assert result["events"] == data.event.sum()
+    ph = proportional_hazard_test(reference, data[["time", "event", "x", "z"]], time_transform="rank").summary
+    assert result["ph_p"] == pytest.approx(ph.loc["x", "p"]) and result["ph_p_min"] == pytest.approx(ph["p"].min())
     assert cox_hazard_ratio(data, "x")["ci_low"] < np.exp(0.7) < cox_hazard_ratio(data, "x")["ci_high"]
 
 

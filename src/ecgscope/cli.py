@@ -29,12 +29,13 @@ def headline_table(study_json: Path) -> Table:
             return "-"
         return value if isinstance(value, str) else f"{value:.{digits or headline_digits(value)}f}"
 
-    table = Table("measure", "ecgscope [95% CI]", "truth / oracle", "published",
+    table = Table("measure", "ecgscope [95% CI]", "interval", "truth / oracle", "published",
                   title="Headline (the report's first table)")
     for row in json.loads(Path(study_json).read_text())["headline"]:
         digits = headline_digits(row["estimate"])
         table.add_row(row["measure"], f"{cell(row['estimate'], digits)} [{cell(row['ci_low'], digits)}, "
-                                      f"{cell(row['ci_high'], digits)}]", cell(row["oracle"]), cell(row["published"]))
+                                      f"{cell(row['ci_high'], digits)}]", row.get("interval") or "-",
+                      cell(row["oracle"]), cell(row["published"]))
     return table
 
 
@@ -300,10 +301,10 @@ def train(
 ) -> None:
     """Train a model from a store and a cohort table; checkpoints every epoch, resumable."""
     from ecgscope.config import load_config
-    from ecgscope.train.run import train_from_config
+    from ecgscope.train.run import train_model
 
     try:
-        model_dir = train_from_config(load_config(config), resume=resume)
+        model_dir = train_model(load_config(config), resume=resume)
     except (EcgscopeError, ValueError) as exc:
         _fail(exc)
     metrics = json.loads((model_dir.parent / "test_metrics.json").read_text())
@@ -320,10 +321,10 @@ def finetune(
 ) -> None:
     """Fine-tune a saved model on another cohort: full, linear probe, gradual unfreezing or discriminative LRs."""
     from ecgscope.config import load_config
-    from ecgscope.train.run import train_from_config
+    from ecgscope.train.run import train_model
 
     try:
-        model_dir = train_from_config(load_config(config), resume=resume, init_from=from_model)
+        model_dir = train_model(load_config(config), resume=resume, init_from=from_model)
     except (EcgscopeError, ValueError) as exc:
         _fail(exc)
     for name, value in json.loads((model_dir.parent / "test_metrics.json").read_text()).items():
@@ -521,7 +522,7 @@ def ensemble(
         dev = dev[dev[label].notna()].reset_index(drop=True)
         x, blocks = join_blocks(dev, _named_paths(features), list(covariate or []))
         oof = cross_fitted(x, dev[label].to_numpy(float), dev["patient_id"], blocks, seed=seed, folds=folds)
-        fitted = fit_ensemble(x, dev[label].to_numpy(float), blocks, seed=seed, folds=folds)
+        fitted = fit_ensemble(x, dev[label].to_numpy(float), blocks, seed=seed, folds=folds, groups=dev["patient_id"])
         other = x_other = None
         if apply is not None:
             other = load_table(apply)
@@ -554,16 +555,26 @@ def evaluate(
     operating_point: Annotated[str, typer.Option(help="youden, sensitivity:0.9, specificity:0.9, threshold:0.5")]
     = "youden",
     baseline: Annotated[Path | None, typer.Option(help="a second model's predictions: DeLong, NRI, IDI")] = None,
+    split: Annotated[str | None, typer.Option(help="score only rows of this split (default: 'test' when the "
+                                                   "labels carry a split column); 'all' scores every row")] = None,
+    model: Annotated[Path | None, typer.Option(help="model directory whose operating thresholds (chosen on its "
+                                                    "validation patients) to report at")] = None,
     n_boot: Annotated[int, typer.Option(help="patient bootstrap resamples for the CIs")] = 500,
     title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
 ) -> None:
-    """Metrics with patient-bootstrap CIs, overall and by subgroup, and the curves behind the figures."""
+    """Metrics with patient-bootstrap CIs, overall and by subgroup, and the curves behind the figures.
+
+    Scores the test split when the labels carry one; binary operating points come from --model, else from
+    the validation split, else (flagged apparent) from the scored rows themselves."""
     from ecgscope.cohort import load_table
     from ecgscope.evaluate import age_bands as bands
-    from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation
+    from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation, scored_rows
 
     try:
         frame = prediction_frame(load_table(predictions), load_table(labels) if labels else None, target)
+        frame, thresholds, said = scored_rows(frame, split, operating_point,
+                                              json.loads((model / "model.json").read_text()) if model else None)
+        console.print(said)
         groups = list(subgroup or [])
         if age_bands and "age" in frame.columns and frame["age"].notna().any():
             frame["age_band"] = bands(frame["age"])
@@ -573,10 +584,8 @@ def evaluate(
             raise ValueError(f"subgroup column(s) {missing} not found; columns: {list(frame.columns)}")
         base = prediction_frame(load_table(baseline), load_table(labels) if labels else None, target) \
             if baseline else None
-        if base is not None:
-            base = frame[["ecg_id"]].merge(base, on="ecg_id", how="left")
         metrics = run_evaluation(frame, out, subgroups=groups, baseline=base, operating_point=operating_point,
-                                 n_boot=n_boot, title=title)
+                                 thresholds=thresholds, n_boot=n_boot, title=title)
     except (EcgscopeError, OSError, ValueError, KeyError) as exc:
         _fail(exc)
     overall = metrics[(metrics.subgroup == "all") & metrics.metric.isin(["AUROC", "MAE", "R2", "Brier"])]
@@ -615,10 +624,17 @@ def survival(
                                cause=cause, title=title)
     except (EcgscopeError, OSError, ValueError, KeyError) as exc:
         _fail(exc)
-    cox = summary["cox_any_unadjusted"]
-    console.print(f"Cox HR (any death) per {per:g} of {predictor}: {cox['hr']:.2f} [{cox['ci_low']:.2f}, "
-                  f"{cox['ci_high']:.2f}], p = {cox['p']:.3g}; Harrell C {summary['harrell_c_any']:.3f}, "
-                  f"Uno C {summary['uno_c_any']:.3f}")
+    console.print(f"{summary['n']:,} patients, {summary['events_any']:,} deaths ({summary['events_cause']:,} of "
+                  f"cause {cause}); Harrell C {summary['harrell_c_any']:.3f}, Uno C {summary['uno_c_any']:.3f}")
+    named = [("Cox HR, any death, unadjusted", "cox_any_unadjusted", "hr"),
+             (f"Cox HR, any death, adjusted for {', '.join(covariate or [])}", "cox_any_adjusted", "hr"),
+             (f"Fine-Gray SHR, cause {cause}, " + (f"adjusted for {', '.join(covariate)}" if covariate
+                                                   else "unadjusted"), "fine_gray", "shr")]
+    for label, key, ratio in named:
+        if key in summary:
+            r = summary[key]
+            console.print(f"  {label}, per {per:g} of {predictor}: {r[ratio]:.2f} [{r['ci_low']:.2f}, "
+                          f"{r['ci_high']:.2f}] ({r['interval']}), p = {r['p']:.3g}")
     for g in summary["risk_groups"]:
         console.print(f"  {g['group']}: {g['rate']:.1%} [{g['ci_low']:.1%}, {g['ci_high']:.1%}] by {horizon:g} y "
                       f"(n = {g['n']:,})")

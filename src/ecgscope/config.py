@@ -41,6 +41,8 @@ class AugmentConfig(_Strict):
 #: The architecture used when none is named: fast on a CPU, within reach of the big models' accuracy
 #: (benchmarks/models_benchmark.py measures both).
 DEFAULT_MODEL = "net1d_small"
+#: The learning rates a study's training run chooses from on validation loss (``train.lr_grid``).
+LR_GRID = (1e-3, 3e-3)
 
 
 class ModelConfig(_Strict):
@@ -73,6 +75,8 @@ class TrainConfig(_Strict):
     max_epochs: int = Field(15, ge=1)
     batch_size: int = Field(64, ge=1)
     lr: float = Field(3e-3, gt=0)
+    lr_grid: list[float] | None = Field(None, description="learning rates to choose from by the lowest validation "
+                                        "loss, one run each under OUT/lr_VALUE; null trains once at lr")
     weight_decay: float = Field(0.05, ge=0)
     seed: int = 0
     patience: int | None = Field(None, ge=1, description="epochs without improvement of `monitor` before stopping")
@@ -81,6 +85,9 @@ class TrainConfig(_Strict):
     num_workers: int = Field(0, ge=0)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     conformal_alpha: float = Field(0.1, gt=0, lt=1)
+    calibration_fraction: float = Field(0.15, gt=0, lt=1, description="share of training patients set aside "
+                                        "(untrained on) to calibrate conformal intervals, when the cohort has no "
+                                        "'calibration' split")
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
 

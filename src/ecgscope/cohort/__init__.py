@@ -3,10 +3,10 @@ algorithms, phenogroups), split by patient."""
 
 from ecgscope.cohort.diastolic import add_diastolic_labels, ase2016, ase2025
 from ecgscope.cohort.labels import RULES, derive_labels, parse_rule
-from ecgscope.cohort.link import CohortError, link_imaging, load_table, time_to_event
+from ecgscope.cohort.link import CohortError, covariate_values, link_imaging, load_table, time_to_event
 from ecgscope.cohort.phenogroups import ECHO_FEATURES, Phenogroups
-from ecgscope.cohort.split import check_no_leakage, patient_kfold, patient_split
+from ecgscope.cohort.split import carve_calibration, check_no_leakage, patient_kfold, patient_split
 
 __all__ = ["ECHO_FEATURES", "RULES", "CohortError", "Phenogroups", "add_diastolic_labels", "ase2016", "ase2025",
-           "check_no_leakage", "derive_labels", "link_imaging", "load_table", "parse_rule", "patient_kfold",
-           "patient_split", "time_to_event"]
+           "carve_calibration", "check_no_leakage", "covariate_values", "derive_labels", "link_imaging",
+           "load_table", "parse_rule", "patient_kfold", "patient_split", "time_to_event"]

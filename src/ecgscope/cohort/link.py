@@ -28,6 +28,27 @@ def load_table(table: pd.DataFrame | str | Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+def covariate_values(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The named covariates of ``table`` as numbers, one column each, or a ``CohortError`` naming the columns
+    that exist. ``male`` is derived from a ``sex`` column (M / F) when the table has no ``male`` column, and
+    ``sex`` itself becomes 1 for M, 0 for F; any other covariate must be numeric."""
+    values = {}
+    for name in names:
+        if name in table.columns and name != "sex":
+            column = pd.to_numeric(table[name], errors="coerce")
+            if column.isna().all() and table[name].notna().any():
+                raise CohortError(f"covariate {name!r} is not numeric (it holds e.g. {table[name].dropna().iloc[0]!r})")
+            values[name] = column.astype(float)
+        elif name in ("male", "sex") and "sex" in table.columns:
+            sex = table["sex"].astype("string").str.upper().str[:1]
+            values[name] = sex.map({"M": 1.0, "F": 0.0}).astype(float)
+        else:
+            hint = " (derived from a sex column, which this table lacks too)" if name == "male" else ""
+            raise CohortError(f"covariate {name!r}{hint} is not a column of this table; its columns are "
+                              f"{list(table.columns)}")
+    return pd.DataFrame(values, index=table.index)
+
+
 def _require(table: pd.DataFrame, columns: tuple[str, ...], name: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
@@ -40,7 +61,9 @@ def link_imaging(manifest: pd.DataFrame, imaging: pd.DataFrame | str | Path, *, 
 
     An ECG qualifies when it was taken at most ``days_before`` days before the study and at most
     ``days_after`` days after it (EchoNext's rule is ``days_before=365, days_after=0``). Among several, the
-    nearest wins; ties go to the earlier ECG. Studies without a qualifying ECG are dropped.
+    nearest wins; ties go to the earlier ECG. Studies without a qualifying ECG are dropped. The ECG's
+    ``age`` and ``sex`` (from the store's manifest) come along when the imaging table lacks them, so the
+    cohort can be adjusted for them.
     """
     studies = load_table(imaging).copy()
     _require(studies, ("patient_id", date_column), "imaging")
@@ -49,15 +72,17 @@ def link_imaging(manifest: pd.DataFrame, imaging: pd.DataFrame | str | Path, *, 
         studies["study_id"] = range(1, len(studies) + 1)
     studies["patient_id"] = studies["patient_id"].astype(str)
     studies["_study_time"] = pd.to_datetime(studies[date_column])
-    ecgs = manifest[["row", "ecg_id", "patient_id", "acquired_at"]].copy()
+    demographics = [c for c in ("age", "sex") if c in manifest.columns and c not in studies.columns]
+    ecgs = manifest[["row", "ecg_id", "patient_id", "acquired_at", *demographics]].copy()
     ecgs["patient_id"] = ecgs["patient_id"].astype(str)
     con = duckdb.connect()
     con.register("studies", studies)
     con.register("ecgs", ecgs)
+    carried = "".join(f", e.{c}" for c in demographics)
     linked = con.execute(
-        """
+        f"""
         WITH candidates AS (
-            SELECT s.*, e.row AS ecg_row, e.ecg_id, e.acquired_at AS ecg_time,
+            SELECT s.*, e.row AS ecg_row, e.ecg_id, e.acquired_at AS ecg_time{carried},
                    date_diff('second', s._study_time, e.acquired_at) / 86400.0 AS gap_days
             FROM studies s JOIN ecgs e USING (patient_id)
             WHERE e.acquired_at BETWEEN s._study_time - to_seconds(CAST(? * 86400 AS BIGINT))

@@ -40,3 +40,26 @@ def patient_split(table: pd.DataFrame, fractions: tuple[float, float, float] = (
     out = pd.Series(split, index=table.index, name="split")
     check_no_leakage(pd.DataFrame({"split": out, patient_column: table[patient_column]}), "split", patient_column)
     return out
+
+
+def carve_calibration(table: pd.DataFrame, fraction: float = 0.15, seed: int = 0, split_column: str = "split",
+                      patient_column: str = "patient_id") -> pd.Series:
+    """The split column with ``fraction`` of the training patients (drawn at random) moved to 'calibration'.
+
+    Calibration patients take no part in fitting or choosing a model (not its weights, epoch, early stop or
+    learning rate), so conformal intervals calibrated on them are exchangeable with the test patients; the
+    validation patients that chose the model are not. A table that already has a 'calibration' split is
+    returned unchanged.
+    """
+    split = table[split_column]
+    if (split == "calibration").any():
+        return split.copy()
+    if not 0 < fraction < 1:
+        raise CohortError(f"the calibration fraction must be in (0, 1), got {fraction}")
+    patients = np.sort(table.loc[split == "train", patient_column].unique())
+    n = int(round(fraction * len(patients)))
+    if n < 1 or n >= len(patients):
+        raise CohortError(f"{len(patients)} training patients are too few to set {fraction:.0%} aside for "
+                          "calibration")
+    chosen = np.random.default_rng(seed).permutation(patients)[:n]
+    return split.mask((split == "train") & table[patient_column].isin(chosen), "calibration")

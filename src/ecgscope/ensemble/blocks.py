@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecgscope.cohort import CohortError, covariate_values
 from ecgscope.ensemble.stacking import EnsembleError
 
 ID_COLUMNS = ("ecg_id", "patient_id")
@@ -37,16 +38,13 @@ def join_blocks(cohort: pd.DataFrame, tables: dict[str, pd.DataFrame | str | Pat
         parts.append(pd.DataFrame(table.loc[keys, numeric].to_numpy(float), columns=columns))
         blocks[name] = columns
     if covariates:
-        values = {}
-        for c in covariates:
-            if c not in cohort.columns:
-                raise EnsembleError(f"covariate {c!r} is not a column of the cohort table")
-            if c == "sex":
-                values["covariates:male"] = (cohort["sex"].astype(str).to_numpy() == "M").astype(float)
-            else:
-                values[f"covariates:{c}"] = pd.to_numeric(cohort[c], errors="coerce").to_numpy(float)
-        parts.append(pd.DataFrame(values))
-        blocks["covariates"] = list(values)
+        try:
+            values = covariate_values(cohort.reset_index(drop=True), [c if c != "sex" else "male" for c in covariates])
+        except CohortError as exc:
+            raise EnsembleError(str(exc)) from exc
+        values.columns = [f"covariates:{c}" for c in values.columns]
+        parts.append(values)
+        blocks["covariates"] = list(values.columns)
     if not blocks:
         raise EnsembleError("give at least one feature table or covariate")
     return pd.concat(parts, axis=1).astype(np.float64), blocks

@@ -7,7 +7,12 @@ meta-learner is fitted on predictions its base learners made without seeing thos
 
 ``cross_fitted`` gives every row of the development cohort a prediction from models that never saw that
 row's patient (outer folds grouped by patient), for the ensemble and for each block alone, so the parts and the
-whole are compared on equal terms.
+whole are compared on equal terms. Given patient ids, every inner split (the base learners' penalty search and
+the out-of-fold predictions the meta-learner is fitted on) is grouped by patient too: the ids ride along as a
+column (``PATIENT_COLUMN``) that no learner reads and :class:`PatientFolds` splits on.
+
+Only the stacking is cross-fitted here: features made by a model fitted on the same patients (a motion
+generator trained on the development cohort's echoes) leave the development figure apparent.
 """
 
 from __future__ import annotations
@@ -17,18 +22,39 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import StackingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ecgscope.errors import EcgscopeError
 
 #: The L2 penalties each base learner chooses from (inverse strength C).
 C_GRID = np.logspace(-4, 1, 6)
+#: The feature column that carries patient ids to the inner splits; no learner reads it.
+PATIENT_COLUMN = "__patient_id"
+
+
+class PatientFolds:
+    """Stratified k folds grouped by the patient ids in ``PATIENT_COLUMN`` of the features (plain stratified
+    folds when the column is absent), so nested cross-validation inside scikit-learn stays grouped."""
+
+    def __init__(self, n_splits: int = 5, seed: int = 0):
+        self.n_splits, self.seed = n_splits, seed
+
+    def split(self, X, y, groups=None):
+        """Yield (train, test) row indices."""
+        if isinstance(X, pd.DataFrame) and PATIENT_COLUMN in X.columns:
+            folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
+            yield from folds.split(X, y, X[PATIENT_COLUMN].to_numpy())
+        else:
+            yield from StratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed).split(X, y)
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """The number of folds."""
+        return self.n_splits
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -40,12 +66,20 @@ class EnsembleError(EcgscopeError, ValueError):
     """Features or labels that cannot be stacked."""
 
 
-def block_learner(columns: list[str], seed: int = 0, inner_folds: int = 3) -> Pipeline:
-    """A base learner on ``columns`` only: impute, standardise, L2 logistic regression tuned by inner CV."""
-    logistic = GridSearchCV(LogisticRegression(max_iter=3000, random_state=seed), {"C": C_GRID},
-                            cv=StratifiedKFold(inner_folds, shuffle=True, random_state=seed), scoring="neg_log_loss")
-    select = ColumnTransformer([("block", "passthrough", columns)])
-    return make_pipeline(select, SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(), logistic)
+def _columns(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The block's columns as a float array (a lighter selector than ColumnTransformer inside nested CV)."""
+    return features[columns].to_numpy(dtype=float)
+
+
+def block_learner(columns: list[str], seed: int = 0, inner_folds: int = 3) -> GridSearchCV:
+    """A base learner on ``columns`` only: impute, standardise, L2 logistic regression, its penalty tuned by
+    inner CV around the whole pipeline (so imputation and scaling are refitted in each inner fold, and the
+    folds see the patient ids)."""
+    select = FunctionTransformer(_columns, kw_args={"columns": list(columns)})
+    pipeline = make_pipeline(select, SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(max_iter=3000, random_state=seed))
+    return GridSearchCV(pipeline, {"logisticregression__C": C_GRID}, cv=PatientFolds(inner_folds, seed),
+                        scoring="neg_log_loss")
 
 
 def stacking_model(blocks: dict[str, list[str]], seed: int = 0, folds: int = 5) -> StackingClassifier:
@@ -58,7 +92,7 @@ def stacking_model(blocks: dict[str, list[str]], seed: int = 0, folds: int = 5) 
     return StackingClassifier(
         estimators=[(name, block_learner(cols, seed)) for name, cols in blocks.items()],
         final_estimator=meta, stack_method="predict_proba",
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed), passthrough=False)
+        cv=PatientFolds(folds, seed), passthrough=False)
 
 
 @dataclass
@@ -71,6 +105,7 @@ class StackedEnsemble:
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         """Probabilities: ``ensemble`` and one column per block."""
         _check(features, self.blocks)
+        features = with_patients(features, None)
         return pd.DataFrame({name: model.predict_proba(features)[:, 1] for name, model in self.models.items()},
                             index=features.index)
 
@@ -79,6 +114,13 @@ class StackedEnsemble:
         """The meta-learner's coefficient on each block's probability (how much each part is used)."""
         meta = self.models["ensemble"].final_estimator_[-1]
         return dict(zip(self.blocks, meta.coef_.ravel().tolist(), strict=True))
+
+
+def with_patients(features: pd.DataFrame, groups) -> pd.DataFrame:
+    """``features`` with the patient-id column the inner splits group by (row numbers when ``groups`` is None:
+    every row its own patient, which is also what prediction needs)."""
+    ids = np.arange(len(features)) if groups is None else np.asarray(groups).astype(str)
+    return features.assign(**{PATIENT_COLUMN: ids})
 
 
 def _check(features: pd.DataFrame, blocks: dict[str, list[str]]) -> None:
@@ -102,10 +144,12 @@ def _labels(y) -> np.ndarray:
 
 
 def fit_ensemble(features: pd.DataFrame, y, blocks: dict[str, list[str]], seed: int = 0,
-                 folds: int = 5) -> StackedEnsemble:
-    """Fit the ensemble and each block alone on all rows."""
+                 folds: int = 5, groups=None) -> StackedEnsemble:
+    """Fit the ensemble and each block alone on all rows; ``groups`` (patient ids) keeps every inner split
+    grouped by patient."""
     _check(features, blocks)
     y = _labels(y)
+    features = with_patients(features, groups)
     models = {name: clone(model).fit(features, y) for name, model in _models(blocks, seed, folds).items()}
     return StackedEnsemble(blocks, models)
 
@@ -117,7 +161,8 @@ def cross_fitted(features: pd.DataFrame, y, groups, blocks: dict[str, list[str]]
     y = _labels(y)
     out = pd.DataFrame(index=features.index, columns=["ensemble", *blocks], dtype=float)
     outer = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
-    for train, test in outer.split(features, y, np.asarray(groups)):
-        fitted = fit_ensemble(features.iloc[train], y[train], blocks, seed, folds)
+    groups = np.asarray(groups)
+    for train, test in outer.split(features, y, groups):
+        fitted = fit_ensemble(features.iloc[train], y[train], blocks, seed, folds, groups=groups[train])
         out.iloc[test] = fitted.predict(features.iloc[test]).to_numpy()
     return out

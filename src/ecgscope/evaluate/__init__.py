@@ -10,6 +10,7 @@ from ecgscope.evaluate.classification import (
     delong_test,
     net_benefit,
     pr_band,
+    predictive_values_at,
     roc_band,
     threshold_metrics,
 )
@@ -22,5 +23,6 @@ from ecgscope.evaluate.tables import age_bands, evaluate_table, evaluate_target
 __all__ = ["SplitConformal", "age_bands", "auprc", "auroc", "bland_altman", "bootstrap_ci", "bootstrap_metrics",
            "brier", "calibration_intercept", "calibration_slope", "calibration_table", "choose_threshold",
            "concordance_correlation", "delong_test", "evaluate_table", "evaluate_target", "idi", "mae",
-           "net_benefit", "nri_categorical", "nri_continuous", "paired_difference_ci", "pr_band", "pearson_r", "r2",
+           "net_benefit", "nri_categorical", "nri_continuous", "paired_difference_ci", "pr_band", "pearson_r",
+           "predictive_values_at", "r2",
            "rmse", "roc_band", "threshold_metrics"]

@@ -67,6 +67,16 @@ def threshold_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -
             "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn)}
 
 
+def predictive_values_at(sensitivity: float, specificity: float, prevalence: float) -> dict[str, float]:
+    """PPV and NPV a test of this sensitivity and specificity would have where the condition has
+    ``prevalence`` (Bayes' rule: the evaluated set's own case mix no longer decides them)."""
+    true_pos, false_pos = sensitivity * prevalence, (1 - specificity) * (1 - prevalence)
+    true_neg, false_neg = specificity * (1 - prevalence), (1 - sensitivity) * prevalence
+    ppv = true_pos / (true_pos + false_pos) if true_pos + false_pos > 0 else float("nan")
+    npv = true_neg / (true_neg + false_neg) if true_neg + false_neg > 0 else float("nan")
+    return {"ppv": float(ppv), "npv": float(npv)}
+
+
 def _logit(prob: np.ndarray) -> np.ndarray:
     return special.logit(np.clip(np.asarray(prob, float), 1e-6, 1 - 1e-6))
 
@@ -118,25 +128,44 @@ def _midrank_components(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, n
     return v10, v01
 
 
-def delong_test(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray) -> dict[str, float]:
-    """DeLong's test for two correlated AUROCs on the same patients (one row per patient).
+def delong_test(y_true: np.ndarray, score_a: np.ndarray, score_b: np.ndarray,
+                groups: np.ndarray | None = None) -> dict[str, float]:
+    """DeLong's test for two correlated AUROCs on the same patients.
 
+    ``groups`` (patient ids) makes it per patient when a patient has several ECGs: the structural components
+    are summed within each patient and their covariance taken over patients (Obuchowski's clustered form,
+    which is DeLong's when every patient has one row). Without ``groups`` every row must be its own patient.
     Returns both AUROCs, their difference (a - b) with its standard error and 95 % CI, z and the two-sided p.
     """
     y = np.asarray(y_true).astype(bool)
     if y.all() or not y.any():
         raise ValueError("DeLong's test needs both classes")
+    _, cluster = np.unique(np.arange(len(y)) if groups is None else np.asarray(groups), return_inverse=True)
     comps = [_midrank_components(y, np.asarray(s, float)) for s in (score_a, score_b)]
-    v10 = np.stack([c[0] for c in comps])
-    v01 = np.stack([c[1] for c in comps])
-    cov = np.cov(v10) / v10.shape[1] + np.cov(v01) / v01.shape[1]
-    auc_a, auc_b = v10.mean(axis=1)
-    diff = auc_a - auc_b
+    auc = np.array([c[0].mean() for c in comps])
+    n_clusters = cluster.max() + 1
+
+    def centred(components: list[np.ndarray], members: np.ndarray) -> tuple[np.ndarray, int]:
+        """Per patient: summed components minus (its count x AUROC), for both scores; patients counted."""
+        counts = np.bincount(cluster[members], minlength=n_clusters)
+        sums = np.stack([np.bincount(cluster[members], c, n_clusters) for c in components])
+        return sums - counts * auc[:, None], int(np.sum(counts > 0))
+
+    m, n = int(y.sum()), int((~y).sum())
+    d10, k10 = centred([c[0] for c in comps], y)
+    d01, k01 = centred([c[1] for c in comps], ~y)
+    if min(k10, k01) < 2:
+        raise ValueError("DeLong's test needs at least two patients with each outcome")
+    s10 = k10 / ((k10 - 1) * m) * d10 @ d10.T
+    s01 = k01 / ((k01 - 1) * n) * d01 @ d01.T
+    s11 = n_clusters / (n_clusters - 1) * d10 @ d01.T
+    cov = s10 / m + s01 / n + (s11 + s11.T) / (m * n)
+    diff = auc[0] - auc[1]
     se = float(np.sqrt(max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1], 0.0)))
     z = diff / se if se > 0 else 0.0
-    return {"auroc_a": float(auc_a), "auroc_b": float(auc_b), "difference": float(diff), "se": se,
+    return {"auroc_a": float(auc[0]), "auroc_b": float(auc[1]), "difference": float(diff), "se": se,
             "ci_low": float(diff - 1.959964 * se), "ci_high": float(diff + 1.959964 * se), "z": float(z),
-            "p": float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0}
+            "p": float(2 * stats.norm.sf(abs(z))) if se > 0 else 1.0, "patients": int(n_clusters)}
 
 
 def net_benefit(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray | None = None) -> pd.DataFrame:
@@ -194,7 +223,9 @@ def pr_band(y_true: np.ndarray, score: np.ndarray, groups: np.ndarray | None = N
 
     def curve(yy: np.ndarray, ss: np.ndarray) -> np.ndarray:
         precision, recall, _ = precision_recall_curve(yy, ss)
-        best = np.maximum.accumulate(precision[::-1])[::-1]  # interpolated precision; recall is decreasing
+        # scikit-learn orders recall from 1 down to 0, so the best precision at this recall or more is the
+        # running maximum from the start
+        best = np.maximum.accumulate(precision)
         return np.interp(grid, recall[::-1], best[::-1])
 
     precision, low, high = _banded(curve, y, score, groups, n_boot, seed)

@@ -2,7 +2,13 @@
 
 Scores are normalised by the model's own standard deviation when it gives one (Gaussian heads), so the
 intervals stay adaptive: wider where the model is unsure. With ``n`` calibration points the
-ceil((n + 1)(1 - alpha)) / n quantile gives coverage of at least 1 - alpha on exchangeable test data.
+ceil((n + 1)(1 - alpha))-th smallest score gives coverage of at least 1 - alpha (and below
+1 - alpha + 1 / (n + 1) without ties) on test data exchangeable with the calibration data; when that rank
+exceeds n no finite width is valid and the interval is infinite.
+
+Exchangeable means the calibration patients took no part in fitting or choosing the model: not the
+validation patients that picked its epoch, early stop or learning rate. ``ecgscope`` carves them out of
+the training split before training (:func:`ecgscope.cohort.carve_calibration`).
 """
 
 from __future__ import annotations
@@ -27,16 +33,17 @@ class SplitConformal:
         keep = np.isfinite(y_true)
         scores = np.abs(y_true[keep] - y_pred[keep]) / scale[keep]
         n = scores.size
-        if n < 2:
-            raise ValueError(f"conformal calibration needs at least 2 labelled points, got {n}")
-        level = min(np.ceil((n + 1) * (1 - self.alpha)) / n, 1.0)
-        self.quantile_ = float(np.quantile(scores, level, method="higher"))
+        if n < 1:
+            raise ValueError("conformal calibration needs at least one labelled point, got none")
+        rank = int(np.ceil((n + 1) * (1 - self.alpha)))  # the exact order statistic, 1-based
+        self.quantile_ = float(np.sort(scores)[rank - 1]) if rank <= n else float("inf")
         self.normalised_ = y_std is not None
         self.n_calibration_ = n
         return self
 
     def interval(self, y_pred: np.ndarray, y_std: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Lower and upper bounds around ``y_pred`` at coverage 1 - alpha."""
+        """Lower and upper bounds around ``y_pred`` at coverage 1 - alpha (infinite when the calibration set
+        was too small for the level: fewer than 1 / alpha - 1 points)."""
         if not hasattr(self, "quantile_"):
             raise NotFittedError("SplitConformal is not fitted: call fit() on calibration data first")
         if self.normalised_ and y_std is None:

@@ -19,7 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgscope.evaluate.classification import calibration_table, delong_test, net_benefit, pr_band, roc_band
+from ecgscope.evaluate.classification import (
+    calibration_table,
+    choose_threshold,
+    delong_test,
+    net_benefit,
+    pr_band,
+    roc_band,
+)
 from ecgscope.evaluate.metrics import bootstrap_metrics
 from ecgscope.evaluate.reclassification import idi, nri_categorical, nri_continuous
 from ecgscope.evaluate.tables import evaluate_table
@@ -76,26 +83,80 @@ def reclassification_measures(cutoffs: list[float]) -> dict:
             "IDI": lambda y, p: idi(y, p[:, 1], p[:, 0])}
 
 
+def scored_rows(frame: pd.DataFrame, split: str | None = None, operating_point: str = "youden",
+                model_info: dict | None = None) -> tuple[pd.DataFrame, dict[str, float], str]:
+    """The rows to score, the binary operating thresholds to score them at, and a sentence saying both.
+
+    ``split`` None scores the 'test' rows when the frame has a ``split`` column holding any ('all' scores
+    every row). Thresholds come from ``model_info`` (a model.json's ``thresholds``) when given, else are
+    chosen by ``operating_point`` on the frame's 'val' rows when it has them and they are not the ones
+    scored; otherwise none are returned and the evaluation chooses them on the scored rows (apparent).
+    """
+    has_split = "split" in frame.columns
+    if split is None:
+        split = "test" if has_split and (frame["split"] == "test").any() else "all"
+    if split != "all":
+        if not has_split:
+            raise ValueError(f"--split {split}: the labels have no 'split' column; pass --split all")
+        if not (frame["split"] == split).any():
+            raise ValueError(f"no rows in split {split!r}; splits present: {sorted(frame['split'].dropna().unique())}")
+    scored = frame if split == "all" else frame[frame["split"] == split].reset_index(drop=True)
+    binary = [t for t, kind in infer_targets(frame).items() if kind == "binary"]
+    thresholds: dict[str, float] = {}
+    if model_info is not None:
+        thresholds = {t: v["value"] for t, v in model_info.get("thresholds", {}).items() if t in binary}
+        source = "the model's thresholds (chosen on its validation patients)"
+    elif has_split and split != "val" and (frame["split"] == "val").any():
+        val = frame[frame["split"] == "val"]
+        for t in binary:
+            y, p = val[f"{t}_true"].to_numpy(float), val[f"{t}_pred"].to_numpy(float)
+            seen = np.isfinite(y) & np.isfinite(p)
+            if 0 < y[seen].sum() < seen.sum():
+                thresholds[t] = choose_threshold(y[seen], p[seen], operating_point)
+        source = f"{operating_point} thresholds chosen on the {int((frame['split'] == 'val').sum()):,} validation rows"
+    else:
+        source = "thresholds chosen on the scored rows themselves (apparent: pass --model or labels with a val split)"
+    said = (f"scoring {len(scored):,} of {len(frame):,} rows ({'every split' if split == 'all' else 'split ' + split}"
+            f", {scored['patient_id'].nunique():,} patients); {source}")
+    return scored, thresholds, said
+
+
+def aligned_baseline(frame: pd.DataFrame, baseline: pd.DataFrame, column: str, on: str = "ecg_id") -> np.ndarray:
+    """``baseline[column]`` in the row order of ``frame``, matched by ``on`` (never by position); NaN where
+    the baseline lacks an ECG."""
+    for name, table in (("predictions", frame), ("baseline", baseline)):
+        if on not in table.columns:
+            raise ValueError(f"the {name} table has no {on!r} column to match the two models' ECGs on")
+    if baseline[on].duplicated().any():
+        raise ValueError(f"the baseline has repeated {on} values: one prediction per ECG")
+    lookup = baseline.set_index(baseline[on].astype(str))[column]
+    return lookup.reindex(frame[on].astype(str)).to_numpy(float)
+
+
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     write_text(path, table.to_csv(index=False))
 
 
 def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str] | None = None,
                    subgroups: list[str] = (), *, baseline: pd.DataFrame | None = None, operating_point: str = "youden",
-                   risk_cutoffs: list[float] = (0.1, 0.3), n_boot: int = 500, seed: int = 0,
+                   thresholds: dict[str, float] | None = None, risk_cutoffs: list[float] = (0.1, 0.3),
+                   n_boot: int = 500, seed: int = 0,
                    title: str | None = None) -> pd.DataFrame:
     """Evaluate predictions (``T_true`` / ``T_pred`` columns, ``patient_id``, subgroup columns) into ``out``.
 
-    ``baseline`` is a second model's predictions for the same rows (same columns): binary targets are then
-    compared with DeLong's test and reclassification at ``risk_cutoffs``. Returns the metrics table.
+    ``baseline`` is a second model's predictions for the same ECGs (same columns, matched by ``ecg_id``):
+    binary targets are then compared with DeLong's test (per patient) and reclassification at
+    ``risk_cutoffs``. ``thresholds`` are binary targets' operating points chosen beforehand on other patients;
+    a target without one has it chosen on these patients by ``operating_point``, flagged as apparent.
+    Returns the metrics table.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     targets = targets or infer_targets(frame)
     if not targets:
         raise ValueError("no targets: the table needs pairs of columns NAME_true and NAME_pred")
-    metrics = evaluate_table(frame, targets, list(subgroups), operating_point=operating_point, n_boot=n_boot,
-                             seed=seed)
+    metrics = evaluate_table(frame, targets, list(subgroups), operating_point=operating_point,
+                             thresholds=thresholds, n_boot=n_boot, seed=seed)
     _write_csv(metrics, out / "metrics.csv")
     points = frame[["patient_id", *[f"{t}_{s}" for t in targets for s in ("true", "pred")], *subgroups]]
     write_parquet(points.reset_index(drop=True), out / "points.parquet")
@@ -114,8 +175,11 @@ def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str]
             _write_csv(calibration_table(y, p), out / f"calibration_{target}.csv")
             _write_csv(net_benefit(y, p), out / f"decision_{target}.csv")
         if baseline is not None:
-            b = baseline[f"{target}_pred"].to_numpy(float)[seen]
-            test = delong_test(y, p, b)
+            b = aligned_baseline(frame, baseline, f"{target}_pred")[seen]
+            if not np.isfinite(b).all():
+                raise ValueError(f"the baseline has no {target} prediction for {int((~np.isfinite(b)).sum())} "
+                                 "of the scored ECGs: both models must score the same ECGs")
+            test = delong_test(y, p, b, groups=patients)
             rows = [("AUROC difference (DeLong)", test["difference"], test["ci_low"], test["ci_high"], test["p"])]
             measures = reclassification_measures(list(risk_cutoffs))
             both = np.column_stack([p, b])
@@ -126,7 +190,9 @@ def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str]
     if comparisons:
         _write_csv(pd.DataFrame(comparisons, columns=["target", "measure", "estimate", "ci_low", "ci_high", "p"]),
                    out / "comparison.csv")
+    sources = metrics[(metrics.metric == "threshold") & (metrics.subgroup == "all")]
     info = {"targets": targets, "subgroups": list(subgroups), "operating_point": operating_point,
+            "thresholds": {r.target: {"value": r.estimate, "source": r.note} for r in sources.itertuples()},
             "n_boot": n_boot, "seed": seed, "n_rows": len(frame), "n_patients": int(frame["patient_id"].nunique()),
             "risk_cutoffs": list(risk_cutoffs), "baseline": baseline is not None, "title": title or out.name}
     write_text(out / "evaluation.json", json.dumps(info, indent=2) + "\n")

@@ -49,7 +49,17 @@ def bootstrap_metrics(metrics: dict[str, Callable[[np.ndarray, np.ndarray], floa
                       y_pred: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 500, alpha: float = 0.05,
                       seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """Point estimate and percentile (1 - alpha) CI of each metric, all computed on the same resamples of
-    ``groups`` (patients, not rows: a patient's ECGs stay together). Non-finite resample values are dropped."""
+    ``groups`` (patients, not rows: a patient's ECGs stay together). Non-finite resample values are dropped;
+    :func:`bootstrap_metrics_counted` also says how many resamples each CI rests on."""
+    counted = bootstrap_metrics_counted(metrics, y_true, y_pred, groups, n_boot, alpha, seed)
+    return {name: values[:3] for name, values in counted.items()}
+
+
+def bootstrap_metrics_counted(metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]], y_true: np.ndarray,
+                              y_pred: np.ndarray, groups: np.ndarray | None = None, n_boot: int = 500,
+                              alpha: float = 0.05, seed: int = 0) -> dict[str, tuple[float, float, float, int]]:
+    """As :func:`bootstrap_metrics`, with the number of resamples that gave a finite value (the rest, e.g.
+    resamples without a positive patient, are left out of the CI)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     rows_of = patient_rows(np.arange(len(y_true)) if groups is None else np.asarray(groups))
     rng = np.random.default_rng(seed)
@@ -65,9 +75,9 @@ def bootstrap_metrics(metrics: dict[str, Callable[[np.ndarray, np.ndarray], floa
         point = float(metric(y_true, y_pred))
         if stats[name]:
             lo, hi = np.quantile(stats[name], [alpha / 2, 1 - alpha / 2])
-            out[name] = (point, float(lo), float(hi))
+            out[name] = (point, float(lo), float(hi), len(stats[name]))
         else:
-            out[name] = (point, float("nan"), float("nan"))
+            out[name] = (point, float("nan"), float("nan"), 0)
     return out
 
 
@@ -92,3 +102,33 @@ def paired_difference_ci(metric: Callable[[np.ndarray, np.ndarray], float], y_tr
         return metric(y, p[:, 0]) - metric(y, p[:, 1])
 
     return bootstrap_ci(difference, y_true, both, groups, n_boot=n_boot, alpha=alpha, seed=seed)
+
+
+def random_effects_pool(estimates: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray,
+                        level: float = 0.95) -> dict[str, float]:
+    """Pool per-seed (or per-study) estimates, each with its (1 - alpha) CI, into one mean with its CI.
+
+    Random effects: the between-seed variance tau^2 is estimated by DerSimonian-Laird, and the interval uses
+    the Hartung-Knapp-Sidik-Jonkman variance with a t quantile on k - 1 degrees of freedom, which keeps its
+    coverage with the handful of seeds a benchmark runs. A fixed-effect (inverse-variance) pool would treat
+    every seed as measuring one true difference and ignore how much training seeds move it. Each
+    estimate's standard error is read off its CI width. Returns estimate, ci_low, ci_high, tau, k.
+    """
+    from scipy import stats as scipy_stats
+
+    y = np.asarray(estimates, float)
+    z = scipy_stats.norm.ppf(0.5 + level / 2)
+    within = np.maximum((np.asarray(ci_high, float) - np.asarray(ci_low, float)) / (2 * z), 1e-12) ** 2
+    k = len(y)
+    if k == 1:
+        return {"estimate": float(y[0]), "ci_low": float(np.asarray(ci_low)[0]),
+                "ci_high": float(np.asarray(ci_high)[0]), "tau": float("nan"), "k": 1}
+    w = 1 / within
+    fixed = np.sum(w * y) / w.sum()
+    q = float(np.sum(w * (y - fixed) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / (w.sum() - np.sum(w ** 2) / w.sum()))
+    w_star = 1 / (within + tau2)
+    mean = float(np.sum(w_star * y) / w_star.sum())
+    hksj = float(np.sum(w_star * (y - mean) ** 2) / ((k - 1) * w_star.sum()))
+    half = scipy_stats.t.ppf(0.5 + level / 2, k - 1) * np.sqrt(hksj)
+    return {"estimate": mean, "ci_low": mean - half, "ci_high": mean + half, "tau": float(np.sqrt(tau2)), "k": k}

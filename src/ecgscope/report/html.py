@@ -29,9 +29,9 @@ LIMITATIONS = (
     "An ECG model estimates cardiac structure and function; it does not replace imaging. Use it to decide who "
     "needs an MRI or echo sooner, not to make a diagnosis. Performance depends on the population, the ECG "
     "machines and the measurement protocol it was trained on; check it in every new setting (the subgroup "
-    "results below are the place to start). Intervals are calibrated on the validation patients and hold on "
-    "average, not for every individual. Results on simulated cohorts show that the pipeline is right, not that "
-    "the model works on patients."
+    "forest plots above are the place to start). Prediction intervals are calibrated on patients set aside "
+    "from training and model selection, and hold on average, not for every individual. Results on simulated "
+    "cohorts show that the pipeline is right, not that the model works on patients."
 )
 
 #: Column headers in the report for the tables' machine names.
@@ -67,8 +67,15 @@ def headline_digits(value) -> int:
     return 3 if isinstance(value, int | float) and 0 < abs(value) < 0.1 else 2
 
 
+#: Columns that hold counts: printed as whole numbers even when a missing value made them floats.
+COUNT_COLUMNS = {"n", "n_positive", "positives", "events", "n_or_positives", "at_risk", "resamples",
+                 "hospital training patients"}
+
+
 def _ci(estimate, low, high, digits: int = 2) -> str:
-    if low is None or not np.isfinite(low):
+    """An estimate with its CI; no CI beside a missing estimate, and none where a bound is missing."""
+    if estimate is None or not np.isfinite(estimate) or low is None or not np.isfinite(low) \
+            or high is None or not np.isfinite(high):
         return format_number(estimate, digits)
     return f"{format_number(estimate, digits)} [{format_number(low, digits)}, {format_number(high, digits)}]"
 
@@ -76,11 +83,19 @@ def _ci(estimate, low, high, digits: int = 2) -> str:
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = []
+    counts = [str(c) in COUNT_COLUMNS for c in frame.columns]
     for row in frame.itertuples(index=False):
-        cells = [f"<td class='num'>{format_number(v)}</td>" if isinstance(v, (int, float, np.number))
-                 else f"<td>{format_number(v)}</td>" for v in row]
+        cells = [f"<td class='num'>{format_number(_as_count(v) if count else v)}</td>"
+                 if isinstance(v, (int, float, np.number)) else f"<td>{format_number(v)}</td>"
+                 for v, count in zip(row, counts, strict=True)]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _as_count(value):
+    """A whole-number float as an int (a count column holding NaN is float); anything else as it is."""
+    return int(value) if isinstance(value, (float, np.floating)) and np.isfinite(value) and value == int(value) \
+        else value
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -93,10 +108,14 @@ def _evaluation_section(folder: Path, units: dict) -> tuple[str, dict]:
     title = info.get("title", folder.name.replace("_", " "))
     parts = [f"<h2>{html.escape(title)}</h2>",
              f"<p class='note'>{info['n_rows']:,} ECGs of {info['n_patients']:,} patients; 95 % CIs from "
-             f"{info['n_boot']} patient-level bootstrap resamples; operating point: {info['operating_point']}.</p>"]
+             f"{info['n_boot']} patient-level bootstrap resamples (the note says where fewer gave a value); "
+             f"operating point: {info['operating_point']}"
+             + "".join(f"; {html.escape(t)} threshold {format_number(v['value'], 3)}, {html.escape(v['source'])}"
+                       for t, v in info.get("thresholds", {}).items()) + ".</p>"]
     overall = metrics[metrics.subgroup == "all"]
-    shown = overall.assign(value=[_ci(r.estimate, r.ci_low, r.ci_high) for r in overall.itertuples()])
-    parts.append(_table(shown[["target", "metric", "value", "n", "n_positive"]].rename(
+    shown = overall.assign(value=[_ci(r.estimate, r.ci_low, r.ci_high) for r in overall.itertuples()],
+                           note=overall.get("note", pd.Series("", index=overall.index)).fillna(""))
+    parts.append(_table(shown[["target", "metric", "value", "n", "n_positive", "note"]].rename(
         columns={"value": "estimate [95 % CI]", "n_positive": "positives"})))
     points = pd.read_parquet(folder / "points.parquet")
     for target, kind in info["targets"].items():
@@ -131,8 +150,9 @@ def _evaluation_section(folder: Path, units: dict) -> tuple[str, dict]:
     return "\n".join(parts), {"title": title, "metrics": metrics.to_dict(orient="records")}
 
 
-def _hr_row(name: str, result: dict, key: str = "hr") -> dict:
+def _hr_row(name: str, result: dict, key: str = "hr", interval: str = "Wald (model-based)") -> dict:
     return {"model": name, "ratio [95 % CI]": _ci(result[key], result["ci_low"], result["ci_high"]),
+            "interval": result.get("interval", interval),
             "p": result["p"], "n": result["n"], "events": result["events"],
             "PH test p": result.get("ph_p", float("nan"))}
 
@@ -144,9 +164,12 @@ def _survival_section(folder: Path) -> tuple[str, dict]:
     rows = [_hr_row(f"Cox, any death, unadjusted ({per})", s["cox_any_unadjusted"])]
     if "cox_any_adjusted" in s:
         rows.append(_hr_row(f"Cox, any death, adjusted for {', '.join(s['covariates'])}", s["cox_any_adjusted"]))
-    rows.append(_hr_row(f"Cox, cause {s['cause']} (cause-specific)", s["cox_cause_unadjusted"]))
+    rows.append(_hr_row(f"Cox, cause {s['cause']} (cause-specific), unadjusted", s["cox_cause_unadjusted"]))
     if "fine_gray" in s:
-        rows.append(_hr_row(f"Fine-Gray subdistribution HR, cause {s['cause']}", s["fine_gray"], "shr"))
+        adjusted = s["fine_gray"].get("covariates") or []
+        rows.append(_hr_row(f"Fine-Gray subdistribution HR, cause {s['cause']}, "
+                            + (f"adjusted for {', '.join(adjusted)}" if adjusted else "unadjusted"),
+                            s["fine_gray"], "shr"))
     parts = [f"<h2>{html.escape(title)}</h2>",
              f"<p class='note'>{s['n']:,} patients, {s['events_any']:,} deaths ({s['events_cause']:,} of cause "
              f"{s['cause']}), median follow-up {s['median_followup']:.1f} years. Concordance (higher risk, earlier "
@@ -161,10 +184,13 @@ def _survival_section(folder: Path) -> tuple[str, dict]:
     groups = pd.read_csv(folder / "risk_groups.csv")
     groups["rate [95 % CI]"] = [_ci(r.rate, r.ci_low, r.ci_high, 3) for r in groups.itertuples()]
     parts.append(f"<h3>Event rate of cause {s['cause']} at {s['horizon']:g} years by risk group</h3>"
+                 "<p class='note'>Aalen-Johansen cumulative incidence, other causes competing; 95 % CIs from "
+                 "lifelines' delta-method variance.</p>"
                  + _table(groups[["group", "n", "events", "rate [95 % CI]"]]))
     td = pd.read_csv(folder / "td_auc.csv")
     if len(td):
-        parts.append("<h3>Time-dependent AUC (cause of interest)</h3>" + _table(td))
+        parts.append("<h3>Time-dependent AUC (cause of interest)</h3><p class='note'>Cumulative/dynamic AUC: "
+                     "patients who died of a competing cause are censored at that death.</p>" + _table(td))
     return "\n".join(parts), s
 
 
@@ -185,6 +211,7 @@ def _headline(study: dict) -> str:
     rows = pd.DataFrame([{"measure": r["measure"], "ecgscope [95 % CI]": _ci(r["estimate"], r.get("ci_low"),
                                                                               r.get("ci_high"),
                                                                               headline_digits(r["estimate"])),
+                          "interval": r.get("interval", ""),
                           "simulation truth / oracle": r.get("oracle"), "published": r.get("published"),
                           "note": r.get("note", "")} for r in study.get("headline", [])])
     return "<h2>Headline results</h2>" + _table(rows) if len(rows) else ""

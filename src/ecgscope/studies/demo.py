@@ -8,6 +8,7 @@ oracle fitted on the noise-free waveform parameters of the same training patient
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,20 +16,21 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from ecgscope.cohort import RULES, derive_labels, link_imaging, patient_split
-from ecgscope.config import DEFAULT_MODEL
-from ecgscope.evaluate import SplitConformal, auroc, bootstrap_ci, mae, r2
+from ecgscope.cohort import RULES, carve_calibration, derive_labels, link_imaging, patient_split
+from ecgscope.config import DEFAULT_MODEL, LR_GRID, RunConfig
+from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io import write_parquet, write_text
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
-from ecgscope.signal import Pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.evidence import run_evidence
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.studies.transfer import run_transfer
-from ecgscope.train import TaskSpec, fit_multitask, predict_multitask, save_model, seeded_model
+from ecgscope.train import load_model
+from ecgscope.train.predict import predict_store
+from ecgscope.train.run import train_model
 
 REGRESSION = ["rvef", "rvedvi"]
 PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
@@ -38,6 +40,8 @@ MODEL_FS = 100.0
 #: The second, smaller hospital training set of the transfer step: where training from scratch is still
 #: data-limited in the simulation (benchmarks/transfer_benchmark.py --n-train draws the whole curve).
 SMALL_HOSPITAL_TRAIN = 300
+#: Share of the training patients set aside, untrained on, to calibrate the conformal intervals.
+CALIBRATION_FRACTION = 0.15
 
 
 @dataclass
@@ -49,10 +53,6 @@ class DemoResult:
     transfer: pd.DataFrame
     transfer_differences: pd.DataFrame
     report: Path
-
-
-#: The model's input pipeline, saved as preprocess.json beside its weights.
-PIPELINE = Pipeline(MODEL_FS, int(10 * MODEL_FS), [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}])
 
 
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
@@ -75,22 +75,27 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     mri = pd.read_parquet(cohort_dir / "measurements" / "mri.parquet")
     pairs = derive_labels(link_imaging(store.manifest, mri, days_before=30, days_after=30), PHENOTYPES)
     pairs["split"] = patient_split(pairs, (0.6, 0.1, 0.3), stratify="rv_dysfunction", seed=seed)
+    pairs["split"] = carve_calibration(pairs, CALIBRATION_FRACTION, seed)  # conformal, untouched by training
     write_parquet(pairs, out / "cohort.parquet")
     labels = pairs[REGRESSION + PHENOTYPES]
     oracle = pd.read_parquet(cohort_dir / "truth" / "oracle.parquet")
     oracle = oracle.set_index(oracle["ecg_id"].astype(str))
+    tr, te = (pairs["split"].to_numpy() == s for s in ("train", "test"))
 
-    x = PIPELINE(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]), store.config.fs)
-    tr, va, te = (pairs["split"].to_numpy() == s for s in ("train", "val", "test"))
-    targets = {k: labels[k].to_numpy(dtype=float) for k in labels.columns}
-    spec = TaskSpec.from_targets({k: v[tr] for k, v in targets.items()}, REGRESSION, PHENOTYPES)
-    y = spec.encode(targets)
-    model = seeded_model(model_name, seed, num_outputs=spec.n_outputs)
-    module = fit_multitask(model, spec, x[tr], y[tr], x[va], y[va], max_epochs=epochs, seed=seed, progress=progress)
-    pred = predict_multitask(module, x[te])
-    val_pred = predict_multitask(module, x[va])
-    conformal = {k: SplitConformal(alpha=0.1).fit(labels[k].to_numpy()[va], val_pred[k], val_pred[f"{k}_std"])
-                 for k in REGRESSION}
+    # the one training path every model in the demo shares (study A's transfer arms use it too)
+    shutil.rmtree(out / "training", ignore_errors=True)
+    chosen = train_model(RunConfig.model_validate({
+        "out": str(out / "training"),
+        "data": {"store": str(out / "store"), "cohort": str(out / "cohort.parquet"), "regression": REGRESSION,
+                 "binary": PHENOTYPES},
+        "model": {"name": model_name}, "train": {"max_epochs": epochs, "seed": seed, "lr_grid": list(LR_GRID)}}),
+        progress=progress)
+    shutil.rmtree(out / "model", ignore_errors=True)
+    shutil.copytree(chosen, out / "model")
+    scored = predict_store(out / "model", store, rows=pairs["ecg_row"].to_numpy()[te], progress=False)
+    pred = {c: scored[c].to_numpy() for c in scored.columns
+            if c not in ("ecg_id", "patient_id", "acquired_at", "age", "sex")}
+    conformal = load_model(out / "model").conformal
 
     ecg_ids = pairs["ecg_id"].astype(str)
     oracle_models = fit_oracle(oracle.loc[ecg_ids[tr]], labels.loc[tr, REGRESSION], seed)
@@ -112,16 +117,14 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
             for metric_name, fn in (("MAE", mae), ("R2", r2)):
                 est, lo, hi = bootstrap_ci(fn, yt, value, groups, seed=seed)
                 rows.append((name, metric_name, source, est, lo, hi, int(te.sum())))
-        lower, upper = conformal[name].interval(pred[name], pred[f"{name}_std"])
+        lower, upper = pred[f"{name}_lower"], pred[f"{name}_upper"]
         inside = ((yt >= lower) & (yt <= upper)).astype(float)
         est, lo, hi = bootstrap_ci(lambda a, b: float(np.mean(b)), yt, inside, groups, seed=seed)
         rows.append((name, "90% interval coverage", "ECG model", est, lo, hi, int(te.sum())))
     columns = ["target", "metric", "model", "estimate", "ci_low", "ci_high", "n_or_positives"]
     metrics = pd.DataFrame(rows, columns=columns)
+    n_calibration = {k: c.n_calibration_ for k, c in conformal.items()}
 
-    headline = {f"{r.target}_{r.metric}": r.estimate for r in metrics[metrics.model == "ECG model"].itertuples()}
-    save_model(out / "model", module.model, model_name, spec, PIPELINE, metrics=headline, conformal=conformal,
-               data=f"simulated ukb-like cohort, {int(tr.sum())} training patients (seed {seed})")
     predictions = pd.DataFrame({"ecg_id": ecg_ids[te].to_numpy(), "patient_id": groups,
                                 **{f"{k}_pred": v for k, v in pred.items()},
                                 **{f"{k}_true": labels[k].to_numpy()[te] for k in labels.columns}})
@@ -129,7 +132,8 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     write_text(out / "metrics.csv", metrics.to_csv(index=False))
     write_text(out / "metrics.json", json.dumps({
         "preset": "ukb", "n_subjects": n, "seed": seed, "epochs": epochs, "model": model_name,
-        "split_sizes": pairs["split"].value_counts().to_dict(),
+        "split_sizes": pairs["split"].value_counts().to_dict(), "conformal_calibration_ecgs": n_calibration,
+        "learning_rate": json.loads((out / "training" / "learning_rates.json").read_text())["chosen"],
         "metrics": metrics.to_dict(orient="records"),
     }, indent=2) + "\n")
 

@@ -58,7 +58,7 @@ def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 
     manifest = Store(store).manifest
     table = link_imaging(manifest, files / "measurements" / "echo.parquet", days_before=ECHO_DAYS_BEFORE,
                          days_after=0)
-    table = add_diastolic_labels(table).merge(manifest[["ecg_id", "age", "sex"]], on="ecg_id", how="left")
+    table = add_diastolic_labels(table)  # link_imaging brought the ECG's age and sex
     outcomes = pd.read_parquet(files / "outcomes.parquet")[["patient_id", "followup_years", "event"]]
     table = table.merge(outcomes.assign(patient_id=outcomes["patient_id"].astype(str)), on="patient_id", how="left")
     table["split"] = patient_split(table, split, seed=seed)

@@ -16,21 +16,20 @@ import numpy as np
 import pandas as pd
 
 from ecgscope.cohort import CohortError, derive_labels, link_imaging, patient_split
-from ecgscope.config import RunConfig
+from ecgscope.config import LR_GRID, RunConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
 from ecgscope.io import write_parquet, write_text
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.train.predict import predict_store
-from ecgscope.train.run import train_from_config
+from ecgscope.train.run import train_model
 
 REGRESSION = ["rvef", "rvedvi"]
 PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
 PRETRAINED = "pretrained only (ukb)"
 FROM_SCRATCH = "from scratch (hospital)"
 FINE_TUNED = "fine-tuned (ukb -> hospital)"
-LEARNING_RATES = (1e-3, 3e-3)  # the grid each arm chooses from on validation
 
 
 def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[float, float, float],
@@ -50,12 +49,6 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
 def _scores(model_dir: Path, store: Path, table: pd.DataFrame) -> pd.DataFrame:
     preds = predict_store(model_dir, store, rows=table["ecg_row"].to_numpy(), progress=False)
     return preds.assign(patient_id=table["patient_id"].to_numpy())
-
-
-def _best_val_loss(run_dir: Path) -> float:
-    """The lowest validation loss a training run logged (the epoch its saved model comes from)."""
-    logged = pd.read_csv(run_dir / "logs" / "version_0" / "metrics.csv")
-    return float(logged["val/loss"].min())
 
 
 def keep_training_patients(table: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -122,14 +115,10 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
     # for both, so neither gets more tuning than the other.
     chosen = {}
     for arm, init in (("from_scratch", None), ("fine_tuned", Path(pretrained))):
-        runs = {}
-        for lr in LEARNING_RATES:
-            name = f"{arm}_lr{lr:g}"
-            shutil.rmtree(out / name, ignore_errors=True)  # a demo re-run starts these runs afresh
-            extra = {"finetune": {"mode": "full"}} if init else {}
-            runs[lr] = train_from_config(config(name, lr=lr, **extra), progress=progress, init_from=init)
-        best = min(runs, key=lambda lr: _best_val_loss(runs[lr].parent))
-        chosen[arm] = (best, runs[best])
+        shutil.rmtree(out / arm, ignore_errors=True)  # a demo re-run starts these runs afresh
+        extra = {"finetune": {"mode": "full"}} if init else {}
+        model_dir = train_model(config(arm, lr_grid=list(LR_GRID), **extra), progress=progress, init_from=init)
+        chosen[arm] = (json.loads((out / arm / "learning_rates.json").read_text())["chosen"], model_dir)
     write_text(out / "learning_rates.json", json.dumps({arm: lr for arm, (lr, _) in chosen.items()}) + "\n")
     write_text(out / "models.json", json.dumps({arm: str(path) for arm, (_, path) in chosen.items()}) + "\n")
     models = {PRETRAINED: Path(pretrained), FROM_SCRATCH: chosen["from_scratch"][1],

@@ -7,7 +7,9 @@
     OUT/km.csv, OUT/km_at_risk.csv    Kaplan-Meier curves by risk group (any event) and numbers at risk
     OUT/cif.csv          cumulative incidence of the cause of interest by group (others competing)
     OUT/risk_groups.csv  per group: n, events, event rate at the horizon with its CI
-    OUT/td_auc.csv       time-dependent AUC at the horizons
+    OUT/td_auc.csv       time-dependent AUC at the horizons for the cause of interest; patients who die of
+                         a competing cause are censored at that death (cause-specific cumulative/dynamic
+                         AUC), as its ``competing_events`` column says
 
 Event codes: 0 censored, 1 the cause of interest, 2+ competing causes. The score's direction is given by
 ``higher_is_riskier``; a predicted RVEF is not (lower RVEF, higher risk), and ``per=-10`` reports the HR
@@ -56,9 +58,16 @@ def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: 
     Risk groups come from ``thresholds`` or ``quantiles`` of the risk score (the predictor, negated when
     lower is riskier; default: the top fifth against the rest). Returns the summary dict.
     """
+    from ecgscope.cohort import covariate_values
+
+    for column in (time, event, predictor):
+        if column not in frame.columns:
+            raise ValueError(f"the table has no {column!r} column; its columns are {list(frame.columns)}")
+    covariates = list(covariates)
+    frame = frame[[time, event, predictor]].join(covariate_values(frame, covariates))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = frame[[time, event, predictor, *covariates]].dropna().reset_index(drop=True)
+    data = frame.dropna().reset_index(drop=True)
     t, code = data[time].to_numpy(float), data[event].to_numpy().astype(int)
     risk = data[predictor].to_numpy(float) * (1 if higher_is_riskier else -1)
     if thresholds is not None:
@@ -94,7 +103,8 @@ def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: 
     groups = risk_group_table(t, code, group, horizon, cause)
     write_text(out / "risk_groups.csv", groups.to_csv(index=False))
     summary["risk_groups"] = groups.to_dict(orient="records")
-    td = time_dependent_auc(t, code == cause, risk, list(td_horizons))
+    td = time_dependent_auc(t, code == cause, risk, list(td_horizons)).assign(
+        competing_events="censored at the competing death")
     write_text(out / "td_auc.csv", td.to_csv(index=False))
     write_text(out / "summary.json", json.dumps(summary, indent=2, default=float) + "\n")
     return summary

@@ -69,7 +69,8 @@ def cumulative_incidence(time: np.ndarray, event_code: np.ndarray, cause: int = 
         ci = fitter.confidence_interval_.to_numpy()  # lifelines' two columns are not reliably (low, high)
         out.append(pd.DataFrame({"group": level, "time": fitter.cumulative_density_.index.to_numpy(),
                                  "incidence": fitter.cumulative_density_.iloc[:, 0].to_numpy(),
-                                 "ci_low": np.nan_to_num(ci.min(axis=1)), "ci_high": np.nan_to_num(ci.max(axis=1))}))
+                                 # lifelines has no bound where the variance is undefined: missing, never 0
+                                 "ci_low": ci.min(axis=1), "ci_high": ci.max(axis=1)}))
     return pd.concat(out, ignore_index=True)
 
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from ecgscope import __version__
 from ecgscope.errors import EcgscopeError
+from ecgscope.evaluate.classification import choose_threshold
 from ecgscope.evaluate.conformal import SplitConformal
 from ecgscope.io.atomic import atomic_dir
 from ecgscope.models import create_model
@@ -61,6 +62,18 @@ class LoadedModel:
     conformal: dict[str, SplitConformal]
 
 
+def operating_thresholds(y: dict[str, np.ndarray], pred: dict[str, np.ndarray], targets: list[str],
+                         chosen_on: str, rule: str = "youden") -> dict[str, dict]:
+    """Each binary target's threshold by ``rule``, chosen on the given patients (``chosen_on`` names them)."""
+    out = {}
+    for target in targets:
+        seen = np.isfinite(y[target]) & np.isfinite(pred[target])
+        if 0 < np.sum(y[target][seen]) < seen.sum():
+            value = choose_threshold(y[target][seen], pred[target][seen], rule)
+            out[target] = {"rule": rule, "value": value, "chosen_on": chosen_on}
+    return out
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks (the checksum model directories record)."""
     digest = hashlib.sha256()
@@ -72,10 +85,14 @@ def file_sha256(path: Path) -> str:
 
 def save_model(path: str | Path, model: nn.Module, architecture: str, spec: TaskSpec, pipeline: Pipeline, *,
                model_kwargs: dict | None = None, metrics: dict | None = None, data: str = "not recorded",
-               conformal: dict[str, SplitConformal] | None = None, overwrite: bool = True) -> Path:
+               conformal: dict[str, SplitConformal] | None = None, thresholds: dict[str, dict] | None = None,
+               overwrite: bool = True) -> Path:
     """Write ``model`` as an artifact directory (atomically) and return its path.
 
     ``conformal`` holds fitted interval calibrations per regression target; ``predict`` uses them.
+    ``thresholds`` holds each binary target's operating point, chosen on patients the model will not be
+    reported on (``{target: {"rule", "value", "chosen_on"}}``, see :func:`operating_thresholds`);
+    ``ecgscope evaluate --model`` reports at them.
     """
     from safetensors.torch import save_file
 
@@ -89,6 +106,7 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
             "model_kwargs": kwargs, "tasks": spec.to_dict(), "input": cfg.to_dict() if cfg is not None else None,
             "weights_sha256": file_sha256(tmp / "weights.safetensors"),
             "conformal": {k: c.to_dict() for k, c in (conformal or {}).items()},
+            "thresholds": thresholds or {},
         }
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "preprocess.json").write_text(pipeline.to_json())

@@ -15,9 +15,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ecgscope.train.losses import cox_partial_likelihood, gaussian_nll, masked_bce, masked_mse
 
@@ -220,46 +218,6 @@ def select_device() -> tuple[str, str]:
     return "cpu", "32-true"
 
 
-def _loader(x: np.ndarray, y: np.ndarray | None, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    tensors = [torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))]
-    if y is not None:
-        tensors.append(torch.from_numpy(y))
-    data = TensorDataset(*tensors)
-    # the loader's own generator only seeds worker processes; the order comes from the sampler
-    gen = torch.Generator().manual_seed(seed)
-    if shuffle:
-        sampler = ReplayedShuffle(len(data), seed, draws_tail=len(data) % batch_size != 0)
-        return DataLoader(data, batch_size=batch_size, sampler=sampler, generator=gen)
-    return DataLoader(data, batch_size=batch_size, generator=gen)
-
-
-class ReplayedShuffle(Sampler):
-    """Each epoch's random order as a function of (seed, epoch): the orders ``DataLoader(shuffle=True,
-    generator=torch.Generator().manual_seed(seed))`` draws epoch after epoch, replayed from the seed. Lightning
-    calls ``set_epoch``, so a fit resumed at epoch k sees the batches an uninterrupted fit saw there.
-    ``draws_tail``: the epoch ends on a partial batch, which runs torch's RandomSampler to its end, where it
-    draws one more (empty) permutation; replaying it keeps every fit's batches what they were before."""
-
-    def __init__(self, n: int, seed: int, draws_tail: bool):
-        self.n, self.seed, self.draws_tail, self.epoch = n, seed, draws_tail, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed)
-        for _ in range(self.epoch + 1):
-            # per epoch a shuffling DataLoader draws its workers' base seed, then the permutation
-            torch.empty((), dtype=torch.int64).random_(generator=generator)
-            order = torch.randperm(self.n, generator=generator)
-            if self.draws_tail:
-                torch.randperm(self.n, generator=generator)
-        return iter(order.tolist())
-
-
 class RestoreBestWeights(L.Callback):
     """Remember the weights of the epoch with the best ``monitor`` and load them when training ends."""
 
@@ -305,37 +263,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
-def fit_multitask(model: nn.Module, spec: TaskSpec, x_train: np.ndarray, y_train: np.ndarray,
-                  x_val: np.ndarray, y_val: np.ndarray, *, max_epochs: int = 10, batch_size: int = 64,
-                  lr: float = 3e-3, seed: int = 0, progress: bool = True, checkpoint_dir: Path | None = None,
-                  callbacks: list[L.Callback] | None = None) -> MultiTaskModule:
-    """Train ``model`` on encoded targets (see :meth:`TaskSpec.encode`) and return the fitted module.
-
-    The one-cycle schedule runs its full course (stopping early would skip its annealing); the module
-    returned carries the weights of the epoch with the lowest validation loss. With ``checkpoint_dir`` the
-    state is saved at the end of every epoch, and a call that finds ``last.ckpt`` there continues from it and
-    ends with the weights an uninterrupted fit would have (long benchmark fits outlive a session that way).
-    """
-    quiet_lightning()
-    L.seed_everything(seed, workers=True, verbose=False)
-    accelerator, precision = select_device()
-    module = MultiTaskModule(model, spec, lr=lr, max_epochs=max_epochs)
-    hooks = [RestoreBestWeights("val/loss"), *(callbacks or [])]
-    train_loader = _loader(x_train, y_train, batch_size, True, seed)
-    last = None
-    if checkpoint_dir is not None:
-        hooks += [ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=1, every_n_epochs=1),
-                  RngState()]
-        last = Path(checkpoint_dir) / "last.ckpt"
-        last = last if last.exists() else None
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=1, precision=precision,
-                        deterministic=True, logger=False, enable_checkpointing=checkpoint_dir is not None,
-                        callbacks=hooks, enable_progress_bar=progress, enable_model_summary=False)
-    trainer.fit(module, train_loader, _loader(x_val, y_val, 256, False, seed),
-                ckpt_path=str(last) if last else None)
-    return module
-
-
 def completed_epochs(checkpoint: Path) -> int:
     """How many whole epochs the end-of-epoch checkpoint ``checkpoint`` holds (Lightning counts from 0)."""
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) + 1
@@ -351,5 +278,6 @@ def predict_batches(model: nn.Module, spec: TaskSpec, batches: Iterable[torch.Te
 
 
 def predict_multitask(module: MultiTaskModule, x: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Decoded predictions of a fitted module for signals ``x`` (n, leads, samples)."""
-    return predict_batches(module, module.spec, (xb for (xb,) in _loader(x, None, batch_size, False, 0)))
+    """Decoded predictions of a fitted module for signals ``x`` (n, leads, samples) already through its pipeline."""
+    signals = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return predict_batches(module.model, module.spec, signals.split(batch_size))

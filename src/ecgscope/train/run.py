@@ -1,8 +1,15 @@
 """``ecgscope train CONFIG.yaml``: a whole training run from a store and a cohort table, resumable.
 
+:func:`train_model` is the one way ecgscope trains a supervised model: the CLI's ``train`` and ``finetune``,
+the demo's ukb model, study A's transfer arms and the models benchmark all call it, so every model compared
+anywhere shares one recipe (store-backed loading, augmentation, one-cycle schedule, best-epoch weights and,
+with ``train.lr_grid``, a learning rate chosen on validation loss).
+
 The run directory holds ``config.yaml``, ``checkpoints/last.ckpt`` (every epoch), ``logs/`` (Lightning's
 CSV metrics), ``test_metrics.json`` and the final model directory ``model/`` with conformal intervals
-calibrated on the validation split.
+calibrated on the cohort's 'calibration' patients: when the cohort has none, ``train.calibration_fraction``
+of its training patients are set aside (not trained on) for them, since the validation patients chose the
+epoch and are no longer exchangeable with test.
 """
 
 from __future__ import annotations
@@ -12,18 +19,19 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader
 
-from ecgscope.cohort import CohortError, check_no_leakage, load_table
+from ecgscope.cohort import CohortError, carve_calibration, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
 from ecgscope.io import write_text
 from ecgscope.signal import Pipeline
 from ecgscope.store.layout import Store
-from ecgscope.train.artifact import load_model, save_model
+from ecgscope.train.artifact import load_model, operating_thresholds, save_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler
 from ecgscope.train.finetune import (
     FrozenInEval,
@@ -50,6 +58,36 @@ def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int) -> d
     return predict_batches(module, module.spec, (x for x, _ in loader))
 
 
+def best_validation_loss(run_dir: Path) -> float:
+    """The lowest validation loss a training run logged (the epoch its saved model comes from)."""
+    logged = pd.read_csv(Path(run_dir) / "logs" / "version_0" / "metrics.csv")
+    return float(logged["val/loss"].min())
+
+
+def train_model(cfg: RunConfig, resume: bool = False, progress: bool = True,
+                callbacks: list[L.Callback] | None = None, init_from: str | Path | None = None) -> Path:
+    """Train as ``cfg`` says and return the model directory; with ``cfg.train.lr_grid``, one run per learning
+    rate under ``OUT/lr_VALUE`` and the model of the lowest best validation loss (``OUT/learning_rates.json``
+    records the choice). Test patients take no part in the choice."""
+    grid = cfg.train.lr_grid
+    if not grid:
+        return train_from_config(cfg, resume=resume, progress=progress, callbacks=callbacks, init_from=init_from)
+    out = Path(cfg.out)
+    runs = {}
+    for lr in grid:
+        sub = cfg.model_copy(update={"out": out / f"lr_{lr:g}",
+                                     "train": cfg.train.model_copy(update={"lr": lr, "lr_grid": None})})
+        done = (sub.out / "model" / "model.json").exists() and resume
+        runs[lr] = sub.out / "model" if done else train_from_config(
+            sub, resume=resume, progress=progress, callbacks=callbacks, init_from=init_from)
+    losses = {lr: best_validation_loss(path.parent) for lr, path in runs.items()}
+    chosen = min(losses, key=losses.get)
+    write_text(out / "learning_rates.json", json.dumps({"chosen": chosen, "model": str(runs[chosen]),
+                                                        "best_val_loss": {f"{k:g}": v for k, v in losses.items()}},
+                                                       indent=2) + "\n")
+    return runs[chosen]
+
+
 def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = True,
                       callbacks: list[L.Callback] | None = None, init_from: str | Path | None = None) -> Path:
     """Train, evaluate on the test split and save the model; return the model directory.
@@ -74,7 +112,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     if missing:
         raise CohortError(f"{cfg.data.cohort} lacks column(s) {missing}; build it with `ecgscope cohort build`")
     check_no_leakage(cohort)
-    split = cohort["split"].to_numpy()
+    split = carve_calibration(cohort, cfg.train.calibration_fraction, cfg.train.seed).to_numpy()
     values = {k: cohort[k].to_numpy(dtype=float) for k in targets}
     spec = TaskSpec.from_targets({k: v[split == "train"] for k, v in values.items()}, cfg.data.regression,
                                  cfg.data.binary)
@@ -83,7 +121,8 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
                                                                   {"name": "clip", "limit_mv": 5.0}])
     seed = cfg.train.seed
     data = {s: CohortDataset(store, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s], pipeline,
-                             cfg.train.augment if s == "train" else None, seed) for s in ("train", "val", "test")}
+                             cfg.train.augment if s == "train" else None, seed)
+            for s in ("train", "val", "calibration", "test")}
     if not len(data["train"]) or not len(data["val"]):
         raise CohortError("the cohort needs rows in both the 'train' and 'val' splits")
 
@@ -124,8 +163,12 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
 
-    val, test = _predict(module, data["val"], 256), _predict(module, data["test"], 256)
-    conformal = {k: SplitConformal(cfg.train.conformal_alpha).fit(values[k][split == "val"], val[k], val[f"{k}_std"])
+    val, calibration = _predict(module, data["val"], 256), _predict(module, data["calibration"], 256)
+    test = _predict(module, data["test"], 256)
+    thresholds = operating_thresholds({k: values[k][split == "val"] for k in cfg.data.binary}, val,
+                                      cfg.data.binary, chosen_on="validation")
+    conformal = {k: SplitConformal(cfg.train.conformal_alpha).fit(values[k][split == "calibration"], calibration[k],
+                                                                  calibration[f"{k}_std"])
                  for k in cfg.data.regression}
     metrics: dict[str, float] = {}
     if len(data["test"]):
@@ -138,4 +181,5 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     return save_model(out / "model", module.model, architecture, spec, pipeline, model_kwargs=kwargs,
-                      metrics=metrics, conformal=conformal, data=f"{cfg.data.cohort} ({len(data['train'])} train)")
+                      metrics=metrics, conformal=conformal, thresholds=thresholds,
+                      data=f"{cfg.data.cohort} ({len(data['train'])} train)")
