@@ -24,9 +24,13 @@ A full run (20,000 ECGs, every model) takes hours on 2 CPU cores, so work is kep
 built once in ``--workdir``, and each model's row is written to ``--results`` (default
 ``benchmarks/results/models_ukb_N.csv``, kept in git) as it finishes; a re-run skips models already there
 (``--rerun`` trains them again). The simulated cohort is seeded, so rows from different runs share it. Each
-model's fit saves a checkpoint every epoch under ``WORKDIR/ukb_N/checkpoints``, so a run killed part-way (the
-larger models take hours here) continues from its last finished epoch and ends with the weights an
-uninterrupted fit would have; the training ECGs/s of a resumed model count only the epochs this run trained.
+model trains through ``train_model``, the one training path the studies and the CLI use (store-backed
+batches, augmentation, 15 % of training patients set aside for conformal calibration), into
+``WORKDIR/ukb_N/runs/NAME_EPOCHS`` with a checkpoint every epoch, so a run killed part-way (the larger models
+take hours here) continues from its last finished epoch and ends with the weights an uninterrupted fit would
+have; the training ECGs/s of a resumed model count only the epochs this run trained. The rows kept in
+``benchmarks/results/models_ukb_20000*.csv`` were measured before that path existed (in-memory arrays, no
+augmentation, no calibration split); ``--rerun`` measures them again on it.
 """
 
 from __future__ import annotations

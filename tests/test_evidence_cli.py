@@ -105,3 +105,18 @@ def test_evaluate_scores_the_test_split_at_thresholds_chosen_elsewhere(tmp_path)
     assert info["thresholds"]["rv_dysfunction"]["value"] == 0.3
     result = runner.invoke(app, [*args, "--out", str(d / "x"), "--split", "holdout"])
     assert result.exit_code == 2 and "holdout" in result.output and "'test'" in result.output
+
+
+def test_survival_finds_covariates_by_name_or_refuses_with_the_columns_there(tmp_path):
+    d = _files(tmp_path)
+    args = ["survival", str(d / "preds.parquet"), "--outcomes", str(d / "outcomes.parquet"), "--predictor", "rvef",
+            "--per", "-10", "--lower-is-riskier"]
+    result = runner.invoke(app, [*args, "--covariate", "age", "--covariate", "male", "--out", str(d / "adj")],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    # the adjusted HR is printed beside the unadjusted one, each with the kind of its interval
+    assert "adjusted for age, male" in result.output and "Wald, patient-clustered sandwich" in result.output
+    summary = json.loads((d / "adj" / "summary.json").read_text())
+    assert summary["cox_any_adjusted"]["covariates"] == ["age", "male"]  # male derived from sex (F/M)
+    refused = runner.invoke(app, [*args, "--covariate", "bmi", "--out", str(d / "no")], terminal_width=200)
+    assert refused.exit_code == 2 and "'bmi'" in refused.output and "acquired_at" in refused.output
