@@ -120,3 +120,27 @@ def test_survival_finds_covariates_by_name_or_refuses_with_the_columns_there(tmp
     assert summary["cox_any_adjusted"]["covariates"] == ["age", "male"]  # male derived from sex (F/M)
     refused = runner.invoke(app, [*args, "--covariate", "bmi", "--out", str(d / "no")], terminal_width=200)
     assert refused.exit_code == 2 and "'bmi'" in refused.output and "acquired_at" in refused.output
+
+
+def test_report_prints_counts_as_counts_and_no_interval_beside_a_missing_estimate(tmp_path):
+    from ecgscope.evaluate.evaluation import run_evaluation
+    from ecgscope.report.html import LIMITATIONS, build_report
+
+    rng = np.random.default_rng(3)
+    n = 200
+    y = (rng.uniform(size=n) < 0.3).astype(float)
+    frame = pd.DataFrame({"ecg_id": np.arange(n), "patient_id": np.arange(n), "dys_true": y,
+                          "dys_pred": np.clip(0.5 * y + 0.5 * rng.uniform(size=n), 0, 1),
+                          "ef_true": rng.normal(50, 8, n), "ef_pred": rng.normal(50, 8, n),
+                          "ward": np.where(np.arange(n) < 15, "A", "B")})
+    frame.loc[frame.ward == "A", "dys_true"] = 0.0
+    frame.loc[frame.dys_pred > 0.5, "dys_true"] = 1.0  # the score separates the outcome: the slope diverges
+    metrics = run_evaluation(frame, tmp_path / "run" / "eval", subgroups=["ward"], n_boot=30)
+    slope = metrics[(metrics.metric == "calibration slope") & (metrics.subgroup == "all")].iloc[0]
+    assert np.isnan(slope.estimate) and "diverged" in slope.note
+    page = build_report(tmp_path / "run").read_text()
+    positives = int(frame.dys_true.sum())
+    assert f">{positives}<" in page and f">{positives}.00<" not in page  # a count, not "56.00"
+    row = page[page.index(">calibration slope<"):].split("</tr>")[0]
+    assert ">-<" in row and "[" not in row  # no CI printed beside a missing estimate
+    assert "forest plots above" in LIMITATIONS and "below" not in LIMITATIONS

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import StackingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from ecgscope.errors import EcgscopeError
@@ -66,20 +67,24 @@ class EnsembleError(EcgscopeError, ValueError):
     """Features or labels that cannot be stacked."""
 
 
-def _columns(features: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The block's columns as a float array (a lighter selector than ColumnTransformer inside nested CV)."""
-    return features[columns].to_numpy(dtype=float)
+def _without_patients(features: pd.DataFrame) -> np.ndarray:
+    """The features a learner reads: everything but the patient-id column the inner splits group by."""
+    return features.drop(columns=PATIENT_COLUMN).to_numpy(dtype=float)
 
 
-def block_learner(columns: list[str], seed: int = 0, inner_folds: int = 3) -> GridSearchCV:
-    """A base learner on ``columns`` only: impute, standardise, L2 logistic regression, its penalty tuned by
-    inner CV around the whole pipeline (so imputation and scaling are refitted in each inner fold, and the
-    folds see the patient ids)."""
-    select = FunctionTransformer(_columns, kw_args={"columns": list(columns)})
-    pipeline = make_pipeline(select, SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+def block_learner(columns: list[str], seed: int = 0, inner_folds: int = 3) -> Pipeline:
+    """A base learner on ``columns`` only: impute, standardise, then an L2 logistic regression whose penalty
+    is tuned by inner CV grouped by patient (the patient-id column rides through the scaling untouched, so the
+    inner folds can see it; the regression never does)."""
+    scale = ColumnTransformer([("block", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True),
+                                                       StandardScaler()), list(columns)),
+                               ("patients", "passthrough", [PATIENT_COLUMN])],
+                              verbose_feature_names_out=False).set_output(transform="pandas")
+    logistic = make_pipeline(FunctionTransformer(_without_patients),
                              LogisticRegression(max_iter=3000, random_state=seed))
-    return GridSearchCV(pipeline, {"logisticregression__C": C_GRID}, cv=PatientFolds(inner_folds, seed),
-                        scoring="neg_log_loss")
+    search = GridSearchCV(logistic, {"logisticregression__C": C_GRID}, cv=PatientFolds(inner_folds, seed),
+                          scoring="neg_log_loss")
+    return make_pipeline(scale, search)
 
 
 def stacking_model(blocks: dict[str, list[str]], seed: int = 0, folds: int = 5) -> StackingClassifier:
