@@ -54,6 +54,19 @@ def choose_threshold(y_true: np.ndarray, score: np.ndarray, rule: str = "youden"
     raise ValueError(f"unknown operating point {rule!r}: use youden, sensitivity:X, specificity:X or threshold:X")
 
 
+def choose_thresholds(y_true: dict[str, np.ndarray], score: dict[str, np.ndarray], targets: list[str],
+                      rule: str = "youden") -> dict[str, float]:
+    """Each target's threshold by ``rule`` (see :func:`choose_threshold`), over its rows with both values;
+    targets whose rows hold one class only are left out."""
+    out = {}
+    for target in targets:
+        y, s = np.asarray(y_true[target], float), np.asarray(score[target], float)
+        seen = np.isfinite(y) & np.isfinite(s)
+        if 0 < y[seen].sum() < seen.sum():
+            out[target] = choose_threshold(y[seen], s[seen], rule)
+    return out
+
+
 def threshold_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, float]:
     """Sensitivity, specificity, PPV and NPV of ``score >= threshold`` (NaN where a denominator is 0)."""
     y, positive = np.asarray(y_true).astype(bool), np.asarray(score) >= threshold

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ecgscope.evaluate.classification import (
     calibration_table,
-    choose_threshold,
+    choose_thresholds,
     delong_test,
     net_benefit,
     pr_band,
@@ -108,11 +108,8 @@ def scored_rows(frame: pd.DataFrame, split: str | None = None, operating_point: 
         source = "the model's thresholds (chosen on its validation patients)"
     elif has_split and split != "val" and (frame["split"] == "val").any():
         val = frame[frame["split"] == "val"]
-        for t in binary:
-            y, p = val[f"{t}_true"].to_numpy(float), val[f"{t}_pred"].to_numpy(float)
-            seen = np.isfinite(y) & np.isfinite(p)
-            if 0 < y[seen].sum() < seen.sum():
-                thresholds[t] = choose_threshold(y[seen], p[seen], operating_point)
+        thresholds = choose_thresholds({t: val[f"{t}_true"] for t in binary}, {t: val[f"{t}_pred"] for t in binary},
+                                       binary, operating_point)
         source = f"{operating_point} thresholds chosen on the {int((frame['split'] == 'val').sum()):,} validation rows"
     else:
         source = "thresholds chosen on the scored rows themselves (apparent: pass --model or labels with a val split)"

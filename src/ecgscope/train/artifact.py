@@ -23,7 +23,7 @@ from torch import nn
 
 from ecgscope import __version__
 from ecgscope.errors import EcgscopeError
-from ecgscope.evaluate.classification import choose_threshold
+from ecgscope.evaluate.classification import choose_thresholds
 from ecgscope.evaluate.conformal import SplitConformal
 from ecgscope.io.atomic import atomic_dir
 from ecgscope.models import create_model
@@ -65,13 +65,8 @@ class LoadedModel:
 def operating_thresholds(y: dict[str, np.ndarray], pred: dict[str, np.ndarray], targets: list[str],
                          chosen_on: str, rule: str = "youden") -> dict[str, dict]:
     """Each binary target's threshold by ``rule``, chosen on the given patients (``chosen_on`` names them)."""
-    out = {}
-    for target in targets:
-        seen = np.isfinite(y[target]) & np.isfinite(pred[target])
-        if 0 < np.sum(y[target][seen]) < seen.sum():
-            value = choose_threshold(y[target][seen], pred[target][seen], rule)
-            out[target] = {"rule": rule, "value": value, "chosen_on": chosen_on}
-    return out
+    return {target: {"rule": rule, "value": value, "chosen_on": chosen_on}
+            for target, value in choose_thresholds(y, pred, targets, rule).items()}
 
 
 def file_sha256(path: Path) -> str:
