@@ -142,7 +142,7 @@ def main() -> None:
             "train": {"max_epochs": args.epochs, "seed": args.seed}})
         start = time.perf_counter()
         trained = train_model(cfg, resume=last.exists(), progress=True)  # the one training path
-        n_train = int((carve_calibration(cohort, seed=args.seed) == "train").sum())
+        n_train = int((carve_calibration(cohort, cfg.train.calibration_fraction, args.seed) == "train").sum())
         train_rate = n_train * epochs_here / (time.perf_counter() - start)
         path = work / "models" / f"{name}{tag}"
         shutil.rmtree(path, ignore_errors=True)

@@ -115,3 +115,16 @@ def test_cohort_build_on_a_simulated_cohort(tmp_path, hospital_dir, hospital_coh
     np.testing.assert_allclose(got.loc[expected.index], expected, atol=1 / 365)  # ECG time of day only
     assert set(table.split) <= {"train", "val", "test"}
     assert len(Store(tmp_path / "store")) == len(table)
+
+
+def test_covariates_code_sex_as_male_or_refuse_what_they_cannot_code():
+    from ecgscope.cohort import CohortError, covariate_values
+
+    table = pd.DataFrame({"age": [50, 60, 70], "sex": ["F", "M", None]})
+    values = covariate_values(table, ["age", "male"])
+    assert values["male"].tolist()[:2] == [0.0, 1.0] and np.isnan(values["male"].iloc[2])
+    assert covariate_values(table.assign(sex=[0, 1, 1]), ["male"])["male"].tolist() == [0.0, 1.0, 1.0]
+    with pytest.raises(CohortError, match="'X'"):
+        covariate_values(table.assign(sex=["F", "M", "X"]), ["male"])
+    with pytest.raises(CohortError, match="columns are"):
+        covariate_values(table, ["bmi"])

@@ -40,8 +40,17 @@ def covariate_values(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
                 raise CohortError(f"covariate {name!r} is not numeric (it holds e.g. {table[name].dropna().iloc[0]!r})")
             values[name] = column.astype(float)
         elif name in ("male", "sex") and "sex" in table.columns:
-            sex = table["sex"].astype("string").str.upper().str[:1]
-            values[name] = sex.map({"M": 1.0, "F": 0.0}).astype(float)
+            sex = table["sex"]
+            if pd.api.types.is_numeric_dtype(sex):  # already coded 1 male / 0 female
+                values[name] = sex.astype(float)
+                continue
+            coded = sex.astype("string").str.upper().str[:1].map({"M": 1.0, "F": 0.0}).astype(float)
+            unknown = sex.notna() & coded.isna()
+            if unknown.any():
+                found = sorted(set(sex[unknown].astype(str)))[:5]
+                raise CohortError(f"covariate {name!r}: the sex column holds {found}; only M / F (or 1 / 0) can "
+                                  "be adjusted for")
+            values[name] = coded
         else:
             hint = " (derived from a sex column, which this table lacks too)" if name == "male" else ""
             raise CohortError(f"covariate {name!r}{hint} is not a column of this table; its columns are "

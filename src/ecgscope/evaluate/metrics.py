@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy import stats as scipy_stats
 from scipy.stats import rankdata
 
 
@@ -114,8 +115,6 @@ def random_effects_pool(estimates: np.ndarray, ci_low: np.ndarray, ci_high: np.n
     every seed as measuring one true difference and ignore how much training seeds move it. Each
     estimate's standard error is read off its CI width. Returns estimate, ci_low, ci_high, tau, k.
     """
-    from scipy import stats as scipy_stats
-
     y = np.asarray(estimates, float)
     z = scipy_stats.norm.ppf(0.5 + level / 2)
     within = np.maximum((np.asarray(ci_high, float) - np.asarray(ci_low, float)) / (2 * z), 1e-12) ** 2

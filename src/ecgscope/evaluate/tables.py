@@ -87,7 +87,7 @@ def _note(y: np.ndarray, kind: str, metric: str, estimate: float, resamples: int
     if resamples == 0:
         return "no CI: no bootstrap resample gave a value"
     if resamples < n_boot:
-        return f"CI from {resamples} of {n_boot} resamples (the others had one class only)"
+        return f"CI from {resamples} of {n_boot} resamples (the others gave no value, e.g. one class only)"
     return ""
 
 
