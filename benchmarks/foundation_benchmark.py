@@ -32,8 +32,7 @@ from ecgscope.evaluate.regression import pearson_r
 from ecgscope.foundation import embed_store, linear_probe, load_encoder, pretrain_encoder, read_embeddings
 from ecgscope.foundation.contrastive import VIEW_AUGMENT
 from ecgscope.foundation.embed import Encoder
-from ecgscope.foundation.pretrain import STEPS
-from ecgscope.signal import Pipeline
+from ecgscope.signal import default_pipeline
 from ecgscope.store import Store
 from ecgscope.studies.echo_cohorts import build_code15_cohort, build_echo_cohort
 from ecgscope.train.module import seeded_model
@@ -90,7 +89,7 @@ def main() -> None:
                              progress=False)
             print(f"pretrained {name} on {len(code15):,} ECGs in {time.perf_counter() - started:.0f} s", flush=True)
         encoders[name] = load_encoder(run / "model")
-    pipeline = Pipeline(code15.config.fs, code15.config.n_samples, STEPS)
+    pipeline = default_pipeline(code15.config.fs, code15.config.n_samples)
     encoders["random init"] = Encoder(seeded_model("net1d_small", args.seed, num_outputs=0).eval(), pipeline,
                                       "random net1d_small")
 

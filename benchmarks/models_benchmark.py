@@ -49,7 +49,7 @@ from ecgscope.cohort import carve_calibration, derive_labels, link_imaging, pati
 from ecgscope.config import DEFAULT_MODEL, RunConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
 from ecgscope.io import write_parquet
-from ecgscope.signal import Pipeline
+from ecgscope.signal import Pipeline, default_pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
@@ -190,7 +190,7 @@ def _cohort(work: Path, n: int, seed: int = 11,
     store = Store(store_dir)
     pairs = derive_labels(link_imaging(store.manifest, sim / "measurements" / "mri.parquet"), PHENOTYPES)
     split = patient_split(pairs, (0.7, 0.1, 0.2), stratify="rv_dysfunction", seed=0).to_numpy() if split else None
-    pipeline = Pipeline(100.0, 1000, [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}])
+    pipeline = default_pipeline(100.0, 1000)
     x = pipeline(np.stack([store.read(int(r)) for r in pairs["ecg_row"]]), 100.0)
     return pairs, split, x, pipeline
 

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from ecgscope.cli import app
 from ecgscope.models import create_model
-from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline
+from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline, default_pipeline
 from ecgscope.train import ArtifactError, TaskSpec, export_onnx, load_model, save_model
 
-PIPELINE = Pipeline(100.0, 1000, [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}])
+PIPELINE = default_pipeline(100.0, 1000)
 
 
 @pytest.fixture

@@ -120,3 +120,22 @@ def test_pretraining_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_one
     a, b = load_file(str(clean / "weights.safetensors")), load_file(str(resumed / "weights.safetensors"))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_an_imported_ecgfounder_model_reads_a_100_hz_store_through_its_own_contract(tmp_path, store):
+    from ecgscope.contract import StoreInput
+
+    model = seeded_model("net1d_ecgfounder", 3)
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "founder.pth")
+    result = CliRunner().invoke(app, ["import-ecgfounder", str(tmp_path / "founder.pth"), "--out",
+                                      str(tmp_path / "founder")])
+    assert result.exit_code == 0, result.output
+    loaded = load_model(tmp_path / "founder")
+    assert loaded.pipeline == ECGFOUNDER_PIPELINE and loaded.spec.names == []
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("dense.")}
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in own.items())
+    st = Store(store)
+    assert st.config.fs == 100
+    fed = StoreInput(loaded.pipeline, st).read(0)  # what finetune and embed give it: 500 Hz x 10 s, z-scored
+    np.testing.assert_allclose(fed, ECGFOUNDER_PIPELINE(st.read(0), 100.0))
+    assert fed.shape == (12, 5000) and abs(float(fed.std()) - 1) < 1e-3

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from ecgscope.cli import app
@@ -77,3 +78,40 @@ def test_motion_gan_trains_saves_generates_and_refuses_tampered_weights(tmp_path
                                    str(tmp_path / "cohort.parquet"), "--motion", str(tmp_path / "cohort.parquet"),
                                    "--out", str(tmp_path / "run2")])
     assert bad.exit_code != 0 and "tdi_velocity_cm_s" in bad.output
+
+
+def test_linear_upsampling_matches_torch_and_has_a_deterministic_backward():
+    from torch import nn
+
+    from ecgscope.motion.gan import LinearUpsample2x
+
+    x = torch.randn(3, 4, 25, requires_grad=True)
+    want = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)(x)
+    torch.testing.assert_close(LinearUpsample2x()(x), want)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        LinearUpsample2x()(x).square().sum().backward()  # plain slices and sums: deterministic on any device
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_a_pretrained_encoder_starts_the_generator_with_its_own_contract(tmp_path, hospital_dir):
+    from ecgscope.models import create_model
+    from ecgscope.motion import train_motion
+    from ecgscope.signal import Pipeline
+    from ecgscope.train import TaskSpec, save_model
+
+    ingest([hospital_dir / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, progress=False)
+    manifest = Store(tmp_path / "store").manifest
+    cohort = pd.DataFrame({"ecg_row": manifest["row"], "patient_id": manifest["patient_id"].astype(str),
+                           "split": np.resize(["train", "train", "val", "test"], len(manifest))})
+    theirs = Pipeline(50.0, 400, [{"name": "zscore_lead"}])
+    torch.manual_seed(3)
+    encoder = create_model("compact_cnn_tiny", num_outputs=0)
+    start = save_model(tmp_path / "encoder", encoder, "compact_cnn_tiny", TaskSpec(), theirs)
+    run = train_motion(tmp_path / "store", cohort, pd.read_parquet(hospital_dir / "truth" / "motion.parquet"),
+                       tmp_path / "run", init_encoder=start, epochs=1, batch_size=16, progress=False)
+    loaded = load_generator(run)
+    assert loaded.pipeline == theirs and loaded.info["encoder_init"] == str(start)

@@ -1,5 +1,7 @@
 """Each reader against an independent writer (wfdb, h5py, NumPy, XML to the published schema, pydicom)."""
 
+import shutil
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -65,14 +67,13 @@ def test_ptbxl_tree_brings_demographics(hospital_dir):
 
 
 def test_ptbxl_tree_without_the_asked_rate_says_which_to_read(tmp_path, hospital_dir):
-    import shutil
-
     root = tmp_path / "wfdb"
     shutil.copytree(hospital_dir / "wfdb", root)
     db = pd.read_csv(root / "ptbxl_database.csv")
     db.assign(filename_lr=np.nan).to_csv(root / "ptbxl_database.csv", index=False)  # a 250 Hz tree has no _lr
-    with pytest.raises(ValueError, match="rate=500"):
+    with pytest.raises(ValueError, match="--rate 500"):
         next(io.read(root, rate=100))
+    assert next(io.read(root, store_fs=100)).fs == 500  # unasked, the tree that exists is read
 
 
 def test_code15_real_shard_matches_h5py():
@@ -168,3 +169,17 @@ def test_unknown_formats_are_named(tmp_path):
         io.detect_format(tmp_path / "other.xml")
     with pytest.raises(InvalidRecord):
         next(io.read(SHARED_DATA / "README.md", format="muse"))
+
+
+def test_a_ptbxl_layout_without_its_database_stores_each_ecg_once_from_the_closest_tree(hospital_dir, tmp_path):
+    from ecgscope.store import Store, ingest
+
+    root = tmp_path / "trees"
+    shutil.copytree(hospital_dir / "wfdb", root, ignore=shutil.ignore_patterns("ptbxl_database.csv"))
+    n = len(list((root / "records500").rglob("*.hea")))
+    assert n == len(list((root / "records100").rglob("*.hea"))) > 0
+    ingest([root], tmp_path / "low", fs=100, workers=1, progress=False)
+    low = Store(tmp_path / "low").manifest
+    assert len(low) == n and low["ecg_id"].str.endswith("_lr").all() and (low["original_fs"] == 100).all()
+    ingest([root], tmp_path / "high", fs=250, workers=1, progress=False)
+    assert (Store(tmp_path / "high").manifest["original_fs"] == 500).all()

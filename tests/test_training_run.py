@@ -258,3 +258,48 @@ def test_validation_metrics_are_in_target_units_and_skip_missing_labels():
         module = SimpleNamespace(state_dict=lambda epoch=epoch: {"epoch": torch.tensor(epoch)})
         best.on_validation_end(SimpleNamespace(callback_metrics={best.monitor: value}, sanity_checking=False), module)
     assert best.state["epoch"].item() == 1
+
+
+class FirstBatch(L.Callback):
+    """Keeps the first training batch's signals, as the model received them."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if not hasattr(self, "x"):
+            self.x = batch[0].detach().cpu().numpy()
+
+
+def test_finetuning_feeds_the_starting_models_pipeline_not_the_stores(data, tmp_path):
+    from ecgscope.models import create_model
+    from ecgscope.signal import Pipeline
+    from ecgscope.train import TaskSpec, save_model
+    from ecgscope.train.datamodule import EpochSeededSampler
+
+    # a model whose contract differs from the 100 Hz store's default: 50 Hz, 8 s, each lead z-scored
+    theirs = Pipeline(50.0, 400, [{"name": "zscore_lead"}])
+    start = save_model(tmp_path / "theirs", create_model("compact_cnn_tiny", num_outputs=2), "compact_cnn_tiny",
+                       TaskSpec(regression=["x"], mean={"x": 0.0}, std={"x": 1.0}), theirs)
+    seen = FirstBatch()
+    still = {"amplitude_scale_sd": 0, "baseline_wander_mv": 0, "noise_mv": 0, "lead_dropout_p": 0,
+             "random_shift_s": 0}
+    cfg = _config(data, tmp_path / "tuned", max_epochs=1, augment=still, finetune={"mode": "full"})
+    tuned = train_from_config(cfg, progress=False, init_from=start, callbacks=[seen])
+    assert load_model(tuned).pipeline == theirs
+    cohort, store = pd.read_parquet(data / "cohort.parquet"), Store(data / "store")
+    split = carve_calibration(cohort, cfg.train.calibration_fraction, cfg.train.seed).to_numpy()
+    rows = cohort["ecg_row"].to_numpy()[split == "train"]
+    order = [i for i, _ in EpochSeededSampler(len(rows), cfg.train.seed, shuffle=True)][: len(seen.x)]
+    expected = theirs(np.stack([store.read(int(r)) for r in rows[order]]), store.config.fs)
+    assert seen.x.shape == (len(order), 12, 400)
+    np.testing.assert_allclose(seen.x, expected, atol=1e-5)
+
+
+def test_a_cohort_built_on_another_store_is_refused(data, tmp_path):
+    from ecgscope.cohort import CohortError
+
+    cohort = pd.read_parquet(data / "cohort.parquet")
+    cohort["ecg_row"] = np.roll(cohort["ecg_row"].to_numpy(), 1)  # same size, other ECGs behind each row
+    cohort.to_parquet(tmp_path / "other.parquet")
+    cfg = _config(data, tmp_path / "run").model_copy(deep=True)
+    cfg.data.cohort = tmp_path / "other.parquet"
+    with pytest.raises(CohortError, match="does not match store"):
+        train_from_config(cfg, progress=False)

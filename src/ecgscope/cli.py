@@ -67,6 +67,8 @@ def simulate(
     fs: Annotated[float | None, typer.Option(help="sampling rate in Hz (default: the preset's)")] = None,
     duration: Annotated[float | None, typer.Option(help="record length in seconds (default 10)")] = None,
     snr: Annotated[float | None, typer.Option(help="one noise tier in dB for every ECG (default: preset mix)")] = None,
+    electrode_reversal: Annotated[float, typer.Option(help="share of ECGs with two limb electrodes exchanged "
+                                                           "(truth in truth/ecgs.parquet)")] = 0.0,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty output directory")] = False,
 ) -> None:
     """Simulate a paired ECG / imaging / outcome cohort and write it in real dataset formats."""
@@ -74,7 +76,8 @@ def simulate(
     from ecgscope.simulate.export import write_cohort
 
     try:
-        cohort = simulate_cohort(preset, n=n, seed=seed, fs=fs, duration_s=duration, snr_db=snr)
+        cohort = simulate_cohort(preset, n=n, seed=seed, fs=fs, duration_s=duration, snr_db=snr,
+                                 electrode_reversal=electrode_reversal)
         path = write_cohort(cohort, out, formats=tuple(fmt) if fmt else None, overwrite=overwrite)
     except (EcgscopeError, ValueError, FileExistsError) as exc:
         _fail(exc)
@@ -171,7 +174,11 @@ def ingest(
     workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
     input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
     input_units: Annotated[str | None, typer.Option(help="units of CSV / .npy inputs: mV, uV or V")] = None,
-    rate: Annotated[int | None, typer.Option(help="PTB-XL tree to read: 500 or 100 Hz")] = None,
+    input_leads: Annotated[str | None, typer.Option(help="lead order of .npy rows (or CSV columns), comma-"
+                                                          "separated, e.g. I,II,III,aVR,aVF,aVL,V1,V2,V3,V4,V5,V6; "
+                                                          ".npy default: the standard order")] = None,
+    rate: Annotated[int | None, typer.Option(help="PTB-XL tree to read: 500 or 100 Hz (default: the tree "
+                                                  "closest to --fs)")] = None,
 ) -> None:
     """Read ECGs from files and dataset folders into a store; broken inputs go to its quarantine.
 
@@ -181,8 +188,8 @@ def ingest(
 
     try:
         report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, dtype=dtype, format=fmt,
-                            workers=workers,
-                            input_fs=input_fs, input_units=input_units, rate=rate)
+                            workers=workers, input_fs=input_fs, input_units=input_units,
+                            input_leads=tuple(input_leads.split(",")) if input_leads else None, rate=rate)
     except (EcgscopeError, ValueError) as exc:
         _fail(exc)
     console.print(("[yellow]" if report.rejected else "[green]") + report.summary + "[/]")
@@ -360,6 +367,8 @@ def pretrain(
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule)")] = 1e-3,
     view_s: Annotated[float, typer.Option(help="seconds per view (two windows of each ECG)")] = 5.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 4 with a GPU, "
+                                                         "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
 ) -> None:
     """Self-supervised pretraining: contrast two windows of each ECG (leads dropped, noise added) with NT-Xent."""
@@ -367,7 +376,7 @@ def pretrain(
 
     try:
         model_dir = pretrain_encoder(store, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                                     view_s=view_s, seed=seed, resume=resume)
+                                     view_s=view_s, seed=seed, num_workers=num_workers, resume=resume)
     except (EcgscopeError, ValueError) as exc:
         _fail(exc)
     console.print(f"[green]encoder:[/] {model_dir}  (embed with `ecgscope embed {model_dir} --store ...`)")
@@ -396,6 +405,22 @@ def embed(
     console.print(f"[green]wrote[/] {encoder.dim}-d embeddings of {len(Store(store)):,} ECGs to [bold]{out}[/]")
 
 
+@app.command("import-ecgfounder")
+def import_ecgfounder(
+    checkpoint: Annotated[Path, typer.Argument(help="downloaded ECGFounder checkpoint (.pth, weights only)")],
+    out: Annotated[Path, typer.Option(help="model directory to write")],
+) -> None:
+    """Make a model directory of ECGFounder's weights and its documented input contract (500 Hz x 10 s, notch,
+    band-pass, median baseline, global z-score), to fine-tune with `ecgscope finetune --from OUT`."""
+    from ecgscope.foundation import save_ecgfounder
+
+    try:
+        path = save_ecgfounder(checkpoint, out)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    console.print(f"[green]model:[/] {path} (fine-tune with `ecgscope finetune CONFIG --from {path}`)")
+
+
 motion_app = typer.Typer(help="Synthetic echo motion: ECG -> tissue Doppler cycle (conditional GAN).",
                          no_args_is_help=True)
 app.add_typer(motion_app, name="motion")
@@ -415,6 +440,8 @@ def motion_train(
     batch_size: Annotated[int, typer.Option(help="pairs per batch")] = 64,
     recon_weight: Annotated[float, typer.Option(help="weight of the L1 term against the adversarial one")] = 20.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 4 with a GPU, "
+                                                         "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
 ) -> None:
     """Train the generator adversarially with a reconstruction term; report generated vs true on the test split."""
@@ -424,7 +451,7 @@ def motion_train(
     try:
         model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder,
                                  init_encoder=init_encoder, epochs=epochs, batch_size=batch_size,
-                                 recon_weight=recon_weight, seed=seed, resume=resume)
+                                 recon_weight=recon_weight, seed=seed, num_workers=num_workers, resume=resume)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     for name, value in json.loads((model_dir / "metrics.json").read_text()).items():

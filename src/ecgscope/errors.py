@@ -45,3 +45,7 @@ class NotFittedError(EcgscopeError, ValueError, AttributeError):
 
 class SignalQualityWarning(UserWarning):
     """A record is usable but of doubtful quality (flat lead, heavy noise, clipping)."""
+
+
+class ContractError(EcgscopeError, ValueError):
+    """Input does not fit a model's input contract (units, leads, rate or length) and cannot be made to."""

@@ -3,6 +3,8 @@
 - ``pretrain_encoder`` (``ecgscope pretrain``): contrastive pretraining across segments and leads;
 - ``embed_store`` (``ecgscope embed``): one vector per ECG, streamed to Parquet, from a saved encoder
   (``load_encoder``) or ECGFounder's released weights (``ecgfounder_encoder``);
+- ``save_ecgfounder`` (``ecgscope import-ecgfounder``): ECGFounder's weights and input contract as a model
+  directory, to fine-tune (``ecgscope finetune --from``);
 - ``linear_probe``: how much a frozen embedding knows about a label.
 """
 
@@ -13,9 +15,10 @@ from ecgscope.foundation.embed import (
            embed_store,
            load_encoder,
            read_embeddings,
+           save_ecgfounder,
 )
 from ecgscope.foundation.pretrain import pretrain_encoder
 from ecgscope.foundation.probe import linear_probe
 
 __all__ = ["Encoder", "ecgfounder_encoder", "embed_batches", "embed_store", "linear_probe", "load_encoder",
-           "pretrain_encoder", "read_embeddings"]
+           "pretrain_encoder", "read_embeddings", "save_ecgfounder"]

@@ -20,8 +20,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ecgscope.config import AugmentConfig
-from ecgscope.signal import Pipeline
-from ecgscope.store.layout import Store
+from ecgscope.contract import StoreInput
 from ecgscope.train.datamodule import augment
 
 #: View augmentations: stronger than supervised training's, since invariance to them is what is learnt. Keeping
@@ -32,11 +31,12 @@ VIEW_AUGMENT = AugmentConfig(amplitude_scale_sd=0.15, baseline_wander_mv=0.1, no
 
 
 class TwoViewDataset(Dataset):
-    """Two augmented windows of each ECG of ``rows`` (after ``pipeline``)."""
+    """Two augmented windows of each ECG of ``rows`` (as the encoder's contract takes them)."""
 
-    def __init__(self, store: Store, rows: np.ndarray, pipeline: Pipeline, view_s: float, seed: int,
+    def __init__(self, source: StoreInput, rows: np.ndarray, view_s: float, seed: int,
                  aug: AugmentConfig = VIEW_AUGMENT):
-        self.store, self.rows, self.pipeline, self.seed, self.aug = store, np.asarray(rows), pipeline, seed, aug
+        self.source, self.rows, self.seed, self.aug = source, np.asarray(rows), seed, aug
+        pipeline = self.pipeline = source.pipeline
         self.view = int(round(view_s * pipeline.fs))
         if not 0 < self.view <= pipeline.n_samples:
             raise ValueError(f"view_s={view_s} must be > 0 and at most the input length "
@@ -47,7 +47,7 @@ class TwoViewDataset(Dataset):
 
     def __getitem__(self, item):
         index, epoch = item if isinstance(item, tuple) else (item, 0)
-        x = self.pipeline(self.store.read(int(self.rows[index])), self.store.config.fs)
+        x = self.source.read(int(self.rows[index]))
         rng = np.random.default_rng([self.seed, epoch, index, 7])
         views = []
         for _ in range(2):
@@ -57,13 +57,17 @@ class TwoViewDataset(Dataset):
 
 
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Normalised temperature-scaled cross-entropy: each view must pick its partner among the 2B - 1 others."""
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
-    sim = z @ z.T / temperature
-    sim.fill_diagonal_(float("-inf"))
-    n = len(z1)
-    partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-    return F.cross_entropy(sim, partner)
+    """Normalised temperature-scaled cross-entropy: each view must pick its partner among the 2B - 1 others.
+
+    Computed in float32 with autocast off: under bf16 mixed precision the similarities (cosines divided by a
+    small temperature) would keep 8 bits of mantissa, too few to rank near-equal partners."""
+    with torch.autocast(device_type=z1.device.type, enabled=False):
+        z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+        sim = z @ z.T / temperature
+        sim.fill_diagonal_(float("-inf"))
+        n = len(z1)
+        partner = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        return F.cross_entropy(sim, partner)
 
 
 class ContrastiveModule(L.LightningModule):

@@ -18,13 +18,15 @@ import pyarrow.parquet as pq
 import torch
 from torch import nn
 
+from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.io.atomic import atomic_file
 from ecgscope.models import create_model
 from ecgscope.models.net1d import load_ecgfounder
 from ecgscope.progress import progress_bar
 from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline
 from ecgscope.store import Store
-from ecgscope.train.artifact import load_model
+from ecgscope.train.artifact import load_model, save_model
+from ecgscope.train.module import TaskSpec, inference_device
 
 
 @dataclass
@@ -54,6 +56,16 @@ def ecgfounder_encoder(checkpoint: str | Path) -> Encoder:
     return Encoder(model.eval(), ECGFOUNDER_PIPELINE, f"ECGFounder ({Path(checkpoint).name})")
 
 
+def save_ecgfounder(checkpoint: str | Path, out: str | Path) -> Path:
+    """A model directory from a downloaded ECGFounder checkpoint: its Net1D weights (the 150-label head left
+    out) and its documented preprocessing as the input contract, so ``ecgscope finetune --from`` and
+    ``ecgscope embed`` feed it ECGFounder's input whatever the store (a 100 Hz store is resampled to 500 Hz)."""
+    model = load_ecgfounder(create_model("net1d_ecgfounder"), checkpoint, keep_head=False)
+    model.reset_head(0)
+    return save_model(out, model, "net1d_ecgfounder", TaskSpec(), ECGFOUNDER_PIPELINE, model_kwargs={},
+                      data=f"ECGFounder's released weights ({Path(checkpoint).name})")
+
+
 def embed_batches(encoder: Encoder, signals, fs: float) -> np.ndarray:
     """Embeddings (n, dim) of an iterable of signal batches (batch, leads, samples) sampled at ``fs``."""
     model = encoder.model.eval()
@@ -68,20 +80,29 @@ def embed_batches(encoder: Encoder, signals, fs: float) -> np.ndarray:
 
 def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, rows: np.ndarray | None = None,
                 batch_size: int = 64, progress: bool = True) -> Path:
-    """Embed ``rows`` (all by default) of ``store`` into the Parquet file ``out``; return its path."""
+    """Embed ``rows`` (all by default) of ``store`` into the Parquet file ``out``; return its path.
+
+    The store is read through the encoder's input contract (``ContractError`` when it cannot fit); a record
+    shorter than the contract's input gets NaN embeddings and says why in ``input_note``."""
     st = store if isinstance(store, Store) else Store(store)
-    rows = np.arange(len(st)) if rows is None else np.asarray(rows)
-    encoder.model.to("cuda" if torch.cuda.is_available() else "cpu")
+    source = StoreInput(encoder.pipeline, st, model=encoder.name)
+    rows = np.arange(len(st)) if rows is None else np.asarray(rows, dtype=np.int64)
+    model = encoder.model.to(inference_device()).eval()
     ids = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
+    ids["input_note"] = [source.note(int(r)) for r in rows]
     names = [f"emb_{i}" for i in range(encoder.dim)]
-    schema = pa.schema([("ecg_id", pa.string()), ("patient_id", pa.string())] + [(n, pa.float32()) for n in names])
-    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar:
+    schema = pa.schema([("ecg_id", pa.string()), ("patient_id", pa.string()), ("input_note", pa.string())]
+                       + [(n, pa.float32()) for n in names])
+    with (atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar,
+          torch.no_grad()):
         task = bar.add_task(f"embedding with {encoder.name}", total=len(rows))
-        for start in range(0, len(rows), batch_size):
+        for start in range(0, len(rows), batch_size):  # streamed: memory stays one batch whatever the store
             chunk = rows[start:start + batch_size]
-            vectors = embed_batches(encoder, [np.stack([st.read(int(r)) for r in chunk])], st.config.fs)
+            vectors = np.full((len(chunk), encoder.dim), np.nan, np.float32)
+            for positions, x in usable_batches(source, chunk, batch_size):
+                vectors[positions] = model.forward_features(torch.from_numpy(x).to(inference_device())).float().cpu()
             part = ids.iloc[start:start + len(chunk)].reset_index(drop=True)
-            table = pd.concat([part, pd.DataFrame(vectors.astype(np.float32), columns=names)], axis=1)
+            table = pd.concat([part, pd.DataFrame(vectors, columns=names)], axis=1)
             writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
             bar.advance(task, len(chunk))
     return Path(out)

@@ -16,22 +16,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.contract import StoreInput
 from ecgscope.foundation.contrastive import VIEW_AUGMENT, ContrastiveModule, TwoViewDataset
 from ecgscope.io import write_text
-from ecgscope.signal import Pipeline
+from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import save_model
 from ecgscope.train.datamodule import CohortDataModule
 from ecgscope.train.module import RngState, TaskSpec, quiet_lightning, seeded_model, select_device
 
-#: The encoders' input: the store's rate and length, mean removed per lead, clipped to +-5 mV.
-STEPS = [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}]
-
 
 def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_small", epochs: int = 10,
                      batch_size: int = 128, lr: float = 1e-3, view_s: float = 5.0, temperature: float = 0.1,
                      val_fraction: float = 0.1, rows: np.ndarray | None = None, seed: int = 0,
-                     augment: AugmentConfig = VIEW_AUGMENT, num_workers: int = 0, resume: bool = False,
+                     augment: AugmentConfig = VIEW_AUGMENT, num_workers: int | None = None, resume: bool = False,
                      progress: bool = True, callbacks: list[L.Callback] | None = None) -> Path:
     """Pretrain registry model ``model`` contrastively on ``rows`` of ``store`` (all by default); hold out
     ``val_fraction`` of the patients for the validation loss; return the saved encoder's directory."""
@@ -55,8 +53,10 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     is_val = np.isin(patients, held)
     if is_val.all() or len(rows) < 4:
         raise ConfigError(f"pretraining needs at least a few ECGs from more than one patient; got {len(rows)}")
-    pipeline = Pipeline(st.config.fs, st.config.n_samples, STEPS)
-    data = {name: TwoViewDataset(st, rows[mask], pipeline, view_s, seed, augment)
+    pipeline = default_pipeline(st.config.fs, st.config.n_samples)
+    source = StoreInput(pipeline, st, model=model)
+    source.refuse_short(rows, f"pretraining on {st.root}")
+    data = {name: TwoViewDataset(source, rows[mask], view_s, seed, augment)
             for name, mask in (("train", ~is_val), ("val", is_val))}
 
     quiet_lightning()

@@ -19,10 +19,12 @@ from ecgscope.leads import STANDARD_LEADS
 
 def discover(path: str | Path, fs: float | None = None, units: str | None = None,
              leads: tuple[str, ...] | None = None) -> Iterator[Source]:
-    """One record per file; ``fs`` (Hz) and ``units`` (mV, uV, V) are required."""
+    """One record per file; ``fs`` (Hz) and ``units`` (mV, uV, V) are required, ``leads`` names the rows of a
+    .npy (default: the standard 12-lead order)."""
     if fs is None or units is None:
-        raise ValueError(f"{path}: CSV and NumPy files carry no sampling rate or unit; "
-                         "give both (--fs 500 --units uV)")
+        raise ValueError(f"{path}: CSV and NumPy files carry no sampling rate or unit; give both to ingest "
+                         "(--input-fs 500 --input-units uV), and for a .npy not in the standard lead order "
+                         "its order (--input-leads I,II,III,aVR,aVF,aVL,...)")
     yield Source("array", str(path), options=(("fs", float(fs)), ("units", units), ("leads", leads)))
 
 

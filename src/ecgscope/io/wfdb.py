@@ -91,10 +91,54 @@ def _check_header_against_files(header: wfdb.Record, base: Path, where: str) -> 
                                        f"has {have:,} bytes")
 
 
+_SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
+
+
+def header_demographics(comments: Sequence[str]) -> dict:
+    """Age, sex and patient id from a WFDB header's comments, as the common conventions write them: CinC
+    (``# Age: 83``, ``# Sex: Male``), LUDB (``#<age>: 51``, ``#<sex>: F``) and PTB (``age: 81``,
+    ``sex: female``); an unknown or unreadable value is left out, never guessed."""
+    found: dict = {}
+    for line in comments:
+        key, sep, value = str(line).strip().lstrip("#").partition(":")
+        if not sep:
+            continue
+        key, value = key.strip().strip("<>").strip().lower(), value.strip()
+        if key == "age":
+            try:
+                age = float(value)
+            except ValueError:
+                continue
+            if 0 <= age <= 120:
+                found["age"] = age
+        elif key == "sex" and value.lower() in _SEX:
+            found["sex"] = _SEX[value.lower()]
+        elif key in ("patient", "patient id", "patient_id", "subject_id") and value:
+            found["patient_id"] = value
+    return found
+
+
+def record_patient_id(base: Path, comments: Sequence[str]) -> str:
+    """A WFDB record's patient: its header's patient id, else a PTB-style ``patientNNN`` parent folder, else
+    the record itself (a lone record is its own patient, so no two records are ever merged by guess)."""
+    named = header_demographics(comments).get("patient_id")
+    if named:
+        return named
+    if base.parent.name.lower().startswith("patient"):
+        return base.parent.name
+    return base.name
+
+
 def load_record(path: str | Path, **fields) -> ECG:
-    """Read one WFDB record as an ECG in mV with canonical lead names; ``fields`` fill ids and metadata."""
+    """Read one WFDB record as an ECG in mV with canonical lead names; ``fields`` fill ids and metadata
+    (demographics the header's comments carry are kept where ``fields`` give none)."""
     base = record_base(path)
     where = str(path)
+    if not base.with_suffix(".hea").exists():
+        signal = next((base.with_suffix(s) for s in (".mat", ".dat") if base.with_suffix(s).exists()), None)
+        what = f"{signal.name} is a WFDB signal file" if signal else f"no WFDB record {base.name}"
+        raise InvalidRecord(where, f"{what} without its header {base.name}.hea, which holds the sampling rate, "
+                                   "lead names and gains: put the .hea beside it")
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for broken headers
@@ -108,20 +152,44 @@ def load_record(path: str | Path, **fields) -> ECG:
     factors = np.array([mv_factor(u or "mV", where) for u in units])
     signal = (record.p_signal * factors[None, :]).T
     conversion = "none (mV)" if np.all(factors == 1.0) else f"{'/'.join(sorted(set(units)))} -> mV"
-    meta = {"units_conversion": conversion, "comments": record.comments, **fields.pop("meta", {})}
+    header_meta = {k: v for k, v in header_demographics(record.comments).items() if k != "patient_id"}
+    given = {k: v for k, v in fields.pop("meta", {}).items() if v is not None}
+    meta = {"units_conversion": conversion, "comments": record.comments, **header_meta, **given}
     when = fields.pop("acquired_at", None) or (record.base_datetime if record.base_date else None)
     fields.setdefault("ecg_id", base.name)
+    if not fields.get("patient_id"):
+        fields["patient_id"] = record_patient_id(base, record.comments)
     return make_ecg(signal, record.fs, record.sig_name, where, acquired_at=when, meta=meta, **fields)
 
 
-def discover(path: str | Path) -> Iterator[Source]:
-    """Every WFDB record at ``path``: one record, or every ``.hea`` below a folder."""
+def closest_rate(rates: Sequence[int], store_fs: float | None) -> int:
+    """Of the rates a dataset ships, the one to read for a store at ``store_fs``: the closest at or above it
+    (nothing upsampled that need not be), else the highest; the highest when ``store_fs`` is unknown."""
+    above = [r for r in rates if store_fs is not None and r >= store_fs]
+    return min(above) if above else max(rates)
+
+
+def discover(path: str | Path, rate: int | None = None, store_fs: float | None = None) -> Iterator[Source]:
+    """Every WFDB record at ``path``: one record, or every ``.hea`` below a folder.
+
+    A folder in PTB-XL's layout without its database CSV (``records100/`` and ``records500/`` holding the same
+    ECGs as ``NNNNN_lr`` and ``NNNNN_hr``) gives each ECG once, from the tree ``rate`` names or else the one
+    closest to ``store_fs``."""
     path = Path(path)
-    if path.is_dir():
-        for header in sorted(path.rglob("*.hea")):
-            yield Source("wfdb", str(header.with_suffix("")))
-    else:
+    if not path.is_dir():
         yield Source("wfdb", str(record_base(path)))
+        return
+    trees = {int(d.name.removeprefix("records")): d for d in path.glob("records*")
+             if d.is_dir() and d.name.removeprefix("records").isdigit()}
+    skip: list[Path] = []
+    if len(trees) > 1:
+        if rate is not None and rate not in trees:
+            raise ValueError(f"{path} holds the trees {sorted(trees)} Hz, not {rate}; choose one with --rate")
+        keep = rate if rate is not None else closest_rate(sorted(trees), store_fs)
+        skip = [tree for r, tree in trees.items() if r != keep]
+    for header in sorted(path.rglob("*.hea")):
+        if not any(tree in header.parents for tree in skip):
+            yield Source("wfdb", str(header.with_suffix("")))
 
 
 def load(source: Source) -> ECG:
@@ -143,16 +211,21 @@ def _ptbxl_database(root: str) -> pd.DataFrame:
     return pd.read_csv(Path(root) / "ptbxl_database.csv", index_col="ecg_id")
 
 
-def discover_ptbxl(root: str | Path, rate: int = 500) -> Iterator[Source]:
-    """PTB-XL records listed in ``ptbxl_database.csv``, at 500 Hz (``filename_hr``) or 100 Hz (``_lr``)."""
+def discover_ptbxl(root: str | Path, rate: int | None = None, store_fs: float | None = None) -> Iterator[Source]:
+    """PTB-XL records listed in ``ptbxl_database.csv``, at 500 Hz (``filename_hr``) or 100 Hz (``_lr``): the
+    tree ``rate`` names, else the one closest to ``store_fs`` (500 Hz when neither is given)."""
+    db = _ptbxl_database(str(root))
+    if rate is None:
+        shipped = [r for r, column in ((100, "filename_lr"), (500, "filename_hr"))
+                   if column in db and db[column].notna().any()]
+        rate = closest_rate(shipped or [500], store_fs)
     if rate not in (100, 500):
         raise ValueError(f"PTB-XL has records at 100 or 500 Hz, not {rate}")
-    db = _ptbxl_database(str(root))
     column = "filename_hr" if rate == 500 else "filename_lr"
     if db[column].isna().all():
         other = 100 if rate == 500 else 500
         raise ValueError(f"{root}: ptbxl_database.csv lists no records in {column}; read the other tree with "
-                         f"rate={other}")
+                         f"--rate {other}")
     for ecg_id, rel in db[column].items():
         yield Source("ptbxl", str(root), f"{ecg_id}:{rel}")
 

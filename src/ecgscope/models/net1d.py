@@ -174,5 +174,6 @@ def load_ecgfounder(model: Net1D, checkpoint: str | Path, keep_head: bool = True
             parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}")
         raise CheckpointMismatchError(f"{checkpoint} does not fit {type(model).__name__}: " + "; ".join(parts)
                                       + ". Is it an ECGFounder Net1D checkpoint (12 leads, 1024-d)?")
-    model.load_state_dict(state, strict=keep_head)
+    state |= {k: v for k, v in own.items() if k not in state}  # only the skipped head: keeps the model's own
+    model.load_state_dict(state)
     return model

@@ -20,20 +20,33 @@ from ecgscope.models import create_model
 CURVE_SCALE = (10.0, 10.0)
 
 
+class LinearUpsample2x(nn.Module):
+    """Twice the length by linear interpolation, as ``nn.Upsample(scale_factor=2, mode="linear")`` with
+    ``align_corners=False``, written with slices and sums: PyTorch's upsampling has no deterministic CUDA
+    backward, and training runs with ``deterministic=True``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = torch.cat([x[..., :1], x[..., :-1]], dim=-1)
+        right = torch.cat([x[..., 1:], x[..., -1:]], dim=-1)
+        return torch.stack([0.75 * x + 0.25 * left, 0.75 * x + 0.25 * right], dim=-1).flatten(-2)
+
+
 class MotionGenerator(nn.Module):
     """ECG (batch, 12, samples) -> curves (batch, 2, n_points) in scaled units, and log RR (batch,)."""
 
-    def __init__(self, encoder: str = "net1d_small", n_points: int = 200, noise_dim: int = 16, width: int = 64):
+    def __init__(self, encoder: str = "net1d_small", n_points: int = 200, noise_dim: int = 16, width: int = 64,
+                 encoder_kwargs: dict | None = None):
         super().__init__()
         if n_points % 8:
             raise ValueError(f"n_points must be a multiple of 8, not {n_points}")
-        self.encoder = create_model(encoder, num_outputs=0)
+        self.encoder_kwargs = dict(encoder_kwargs or {})
+        self.encoder = create_model(encoder, num_outputs=0, **self.encoder_kwargs)
         self.noise_dim, self.n_points, self.width = noise_dim, n_points, width
         d = self.encoder.num_features
         self.seed_layer = nn.Linear(d + noise_dim, width * (n_points // 8))
         blocks = []
         for _ in range(3):
-            blocks += [nn.Upsample(scale_factor=2, mode="linear", align_corners=False),
+            blocks += [LinearUpsample2x(),
                        nn.Conv1d(width, width, 5, padding=2), nn.BatchNorm1d(width), nn.ReLU()]
         self.decoder = nn.Sequential(*blocks, nn.Conv1d(width, 2, 5, padding=2))
         self.rr = nn.Linear(d, 1)

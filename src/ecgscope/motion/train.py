@@ -21,20 +21,20 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.errors import EcgscopeError
 from ecgscope.io import write_text
 from ecgscope.io.atomic import atomic_dir
 from ecgscope.motion.features import curve_errors, motion_features
 from ecgscope.motion.gan import MotionGAN, MotionGenerator, log_rr, rr_from_log, scale_curves, unscale_curves
 from ecgscope.progress import progress_bar
-from ecgscope.signal import Pipeline
+from ecgscope.signal import Pipeline, default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import file_sha256, load_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset
-from ecgscope.train.module import RngState, quiet_lightning, select_device
+from ecgscope.train.module import RngState, inference_device, quiet_lightning, select_device
 
 FORMAT_VERSION = 1
-STEPS = [{"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0}]
 MOTION_COLUMNS = ("rr_ms", "tdi_velocity_cm_s", "annular_displacement_mm")
 
 
@@ -91,7 +91,7 @@ class _FlatTargetGAN(MotionGAN):
 def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, out: str | Path, *,
                  encoder: str = "net1d_small", init_encoder: str | Path | None = None, epochs: int = 30,
                  batch_size: int = 64, lr: float = 1e-3, recon_weight: float = 20.0, seed: int = 0,
-                 resume: bool = False, progress: bool = True) -> Path:
+                 num_workers: int | None = None, resume: bool = False, progress: bool = True) -> Path:
     """Train the motion GAN on the train split (validation L1 on val), evaluate on test; return the model dir.
 
     ``init_encoder``: a saved model directory (e.g. from ``ecgscope pretrain``) whose weights start the
@@ -105,28 +105,37 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
     velocity, displacement, rr_ms = paired_curves(cohort, motion)
     n_points = velocity.shape[1]
     st = Store(store)
-    pipeline = Pipeline(st.config.fs, st.config.n_samples, STEPS)
+    pretrained = load_model(init_encoder) if init_encoder is not None else None
+    # a pretrained encoder keeps the input contract its weights learnt; a new one takes the store as it is
+    pipeline = pretrained.pipeline if pretrained is not None else default_pipeline(st.config.fs, st.config.n_samples)
+    source = StoreInput(pipeline, st, model=str(init_encoder) if pretrained is not None else encoder)
     targets = _targets(velocity, displacement, rr_ms)
     split = cohort["split"].to_numpy()
     rows = cohort["ecg_row"].to_numpy()
-    data = {s: CohortDataset(st, rows[split == s], targets[split == s], pipeline,
+    source.refuse_short(rows, f"the motion cohort on {st.root}")
+    data = {s: CohortDataset(source, rows[split == s], targets[split == s],
                              AugmentConfig() if s == "train" else None, seed) for s in ("train", "val")}
     if not len(data["train"]) or not len(data["val"]):
         raise MotionError("the cohort needs rows in both the 'train' and 'val' splits")
 
     quiet_lightning()
     L.seed_everything(seed, workers=True, verbose=False)
-    if init_encoder is not None:
-        pretrained = load_model(init_encoder)
+    if pretrained is not None:
         encoder = pretrained.info["architecture"]
-    generator = MotionGenerator(encoder, n_points=n_points)
-    if init_encoder is not None:
-        weights = {k: v for k, v in pretrained.model.state_dict().items()
-                   if not k.startswith(f"{getattr(pretrained.model, 'head_attr', 'head')}.")}
+        kwargs = {k: v for k, v in pretrained.info.get("model_kwargs", {}).items() if k != "num_outputs"}
+        generator = MotionGenerator(encoder, n_points=n_points, encoder_kwargs=kwargs)
+        head = f"{getattr(pretrained.model, 'head_attr', 'head')}."
+        # the pretrained head is not the generator's (which has no outputs): keep the generator's own, and load
+        # strictly, so every other encoder weight comes from the pretrained model and none is left at random
+        weights = {k: v for k, v in pretrained.model.state_dict().items() if not k.startswith(head)}
+        weights |= {k: v for k, v in generator.encoder.state_dict().items() if k.startswith(head)}
         try:
-            generator.encoder.load_state_dict(weights, strict=False)
+            generator.encoder.load_state_dict(weights)
         except RuntimeError as exc:
-            raise MotionError(f"{init_encoder}: its weights do not fit the generator's {encoder} encoder") from exc
+            raise MotionError(f"{init_encoder}: its weights do not fit the generator's {encoder} encoder "
+                              f"({exc})") from exc
+    else:
+        generator = MotionGenerator(encoder, n_points=n_points)
     module = _FlatTargetGAN(generator, lr=lr, recon_weight=recon_weight, max_epochs=epochs)
     accelerator, precision = select_device()
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
@@ -135,16 +144,17 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
                                                    every_n_epochs=1), RngState()],
                         enable_progress_bar=progress, enable_model_summary=False)
     last = out / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=CohortDataModule(data, batch_size, 0, seed),
+    trainer.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
                 ckpt_path=str(last) if resume and last.exists() else None)
 
     metrics: dict[str, float] = {}
     test = split == "test"
     if test.any():
-        loaded = LoadedGenerator(generator.cpu().eval(), pipeline, {})
+        loaded = LoadedGenerator(generator.to(inference_device()).eval(), pipeline, {})
         gen_v, gen_d, gen_rr = generate_batches(loaded, st, rows[test], progress=False)
         metrics = motion_agreement(velocity[test], displacement[test], rr_ms[test], gen_v, gen_d, gen_rr)
-    info = {"encoder": encoder, "n_points": n_points, "noise_dim": generator.noise_dim, "width": generator.width,
+    info = {"encoder": encoder, "encoder_kwargs": generator.encoder_kwargs, "n_points": n_points,
+            "noise_dim": generator.noise_dim, "width": generator.width,
             "trained_on": f"{len(data['train'])} paired ECGs", "epochs": epochs, "recon_weight": recon_weight,
             "encoder_init": str(init_encoder) if init_encoder is not None else "random"}
     return save_generator(out / "model", generator, pipeline, info, metrics)
@@ -196,7 +206,8 @@ def load_generator(path: str | Path) -> LoadedGenerator:
         raise MotionError(f"{path / 'motion.json'} does not describe a motion generator")
     if file_sha256(path / "weights.safetensors") != info.get("weights_sha256"):
         raise MotionError(f"{path / 'weights.safetensors'} does not match the checksum in motion.json")
-    generator = MotionGenerator(info["encoder"], info["n_points"], info["noise_dim"], info["width"])
+    generator = MotionGenerator(info["encoder"], info["n_points"], info["noise_dim"], info["width"],
+                                info.get("encoder_kwargs"))
     try:
         generator.load_state_dict(load_file(str(path / "weights.safetensors")))
     except RuntimeError as exc:
@@ -207,23 +218,24 @@ def load_generator(path: str | Path) -> LoadedGenerator:
 def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, batch_size: int = 128,
                      progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Generated velocity (n, T) cm/s, displacement (n, T) mm and RR (n,) ms for ``rows`` of ``store``
-    (the noise is set to zero: the generator's central cycle for each ECG)."""
+    (the noise is set to zero: the generator's central cycle for each ECG); NaN for records too short for
+    the generator's input contract."""
     model = loaded.generator.eval()
     device = next(model.parameters()).device
-    parts = []
+    source = StoreInput(loaded.pipeline, store, model="the motion generator")
+    rows = np.asarray(rows, dtype=np.int64)
+    n = loaded.generator.n_points
+    velocity, displacement = np.full((len(rows), n), np.nan, np.float32), np.full((len(rows), n), np.nan, np.float32)
+    rr_ms = np.full(len(rows), np.nan, np.float32)
     with torch.no_grad(), progress_bar(progress) as bar:
         task = bar.add_task("generating motion", total=len(rows))
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            x = loaded.pipeline(np.stack([store.read(int(r)) for r in chunk]), store.config.fs)
+        for positions, x in usable_batches(source, rows, batch_size):
             curves, rr = model(torch.from_numpy(x).to(device))
             v, d = unscale_curves(curves.float().cpu())
-            parts.append((v.numpy(), d.numpy(), rr_from_log(rr.float().cpu()).numpy()))
-            bar.advance(task, len(chunk))
-    if not parts:
-        n = loaded.generator.n_points
-        return np.empty((0, n), np.float32), np.empty((0, n), np.float32), np.empty(0, np.float32)
-    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+            velocity[positions], displacement[positions] = v.numpy(), d.numpy()
+            rr_ms[positions] = rr_from_log(rr.float().cpu()).numpy()
+            bar.advance(task, len(positions))
+    return velocity, displacement, rr_ms
 
 
 def generate_motion(model_dir: str | Path, store: str | Path, out: str | Path, rows: np.ndarray | None = None,
@@ -238,6 +250,8 @@ def generate_motion(model_dir: str | Path, store: str | Path, out: str | Path, r
     rows = np.arange(len(st)) if rows is None else np.asarray(rows)
     velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress)
     table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
+    source = StoreInput(loaded.pipeline, st, model=str(model_dir))
+    table["input_note"] = [source.note(int(r)) for r in rows]
     table["rr_ms"] = rr_ms
     features = motion_features(velocity, displacement, rr_ms)
     arrow = pa.Table.from_pandas(pd.concat([table, features], axis=1), preserve_index=False)

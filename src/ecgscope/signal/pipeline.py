@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.signal import butter, iirnotch, medfilt, sosfiltfilt, tf2sos
 
+from ecgscope.leads import STANDARD_LEADS, normalize_lead_names
 from ecgscope.signal.resample import resample
 
 
@@ -55,18 +56,42 @@ STEPS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+#: What ecgscope's own models do to a mV signal at the store's rate: mean removed per lead, clipped to +-5 mV.
+DEFAULT_STEPS: tuple[dict, ...] = ({"name": "remove_mean"}, {"name": "clip", "limit_mv": 5.0})
+UNITS = ("mV", "z-score")
+
+
 @dataclass
 class Pipeline:
-    """Resample to ``fs``, crop or zero-pad to ``n_samples``, then apply ``steps`` in order."""
+    """A model's input contract: ``leads`` in ``units``, resampled to ``fs``, cropped or zero-padded to
+    ``n_samples``, then ``steps`` applied in order. It is saved as ``preprocess.json`` beside the weights and
+    is the only description of a model's input anything reads (see :mod:`ecgscope.contract`)."""
 
     fs: float
     n_samples: int
     steps: list[dict] = field(default_factory=list)
+    leads: tuple[str, ...] = STANDARD_LEADS
+    units: str = "mV"
 
     def __post_init__(self) -> None:
+        self.steps = [dict(step) for step in self.steps]
         unknown = [s.get("name") for s in self.steps if s.get("name") not in STEPS]
         if unknown:
             raise ValueError(f"unknown preprocessing step(s) {unknown}; known: {', '.join(STEPS)}")
+        if self.units not in UNITS:
+            raise ValueError(f"input units must be one of {UNITS}, not {self.units!r}")
+        self.leads = tuple(normalize_lead_names(self.leads))
+
+    @property
+    def seconds(self) -> float:
+        """Length of the input in seconds."""
+        return self.n_samples / self.fs
+
+    def describe(self) -> str:
+        """One line for error messages and model cards."""
+        steps = ", ".join(s["name"] for s in self.steps) or "none"
+        return (f"{self.fs:g} Hz x {self.n_samples} samples ({self.seconds:g} s), {len(self.leads)} leads "
+                f"({', '.join(self.leads)}) in {self.units}, steps: {steps}")
 
     def __call__(self, signal: np.ndarray, fs: float) -> np.ndarray:
         """Apply to (..., leads, samples) sampled at ``fs``; returns float32 at ``self.fs``."""
@@ -80,15 +105,31 @@ class Pipeline:
             x = STEPS[step["name"]](x, self.fs, **params)
         return x.astype(np.float32)
 
+    def to_dict(self) -> dict:
+        """JSON-ready form (``preprocess.json``, and ``input`` in ``model.json``)."""
+        return {"fs": self.fs, "n_samples": self.n_samples, "leads": list(self.leads), "units": self.units,
+                "steps": self.steps}
+
     def to_json(self) -> str:
         """The ``preprocess.json`` text."""
-        return json.dumps({"fs": self.fs, "n_samples": self.n_samples, "steps": self.steps}, indent=2) + "\n"
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Pipeline:
+        """Rebuild from :meth:`to_dict`'s form; files written before leads and units were recorded mean the
+        12 standard leads in mV, which is what every ecgscope model took then."""
+        return cls(float(data["fs"]), int(data["n_samples"]), list(data["steps"]),
+                   tuple(data.get("leads", STANDARD_LEADS)), data.get("units", "mV"))
 
     @classmethod
     def from_json(cls, text: str) -> Pipeline:
         """Rebuild from ``preprocess.json``."""
-        data = json.loads(text)
-        return cls(float(data["fs"]), int(data["n_samples"]), list(data["steps"]))
+        return cls.from_dict(json.loads(text))
+
+
+def default_pipeline(fs: float, n_samples: int) -> Pipeline:
+    """The contract of a model ecgscope trains from scratch on a store of ``fs`` Hz x ``n_samples``."""
+    return Pipeline(float(fs), int(n_samples), list(DEFAULT_STEPS))
 
 
 #: ECGFounder's documented preprocessing (REFERENCE.md section 3).

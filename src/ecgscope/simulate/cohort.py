@@ -15,6 +15,7 @@ import pandas as pd
 
 from ecgscope.ecg import ECG
 from ecgscope.leads import STANDARD_LEADS, twelve_from_eight
+from ecgscope.signal.leadcheck import REVERSALS, reverse_limb_electrodes
 from ecgscope.simulate import measurements, motion, outcomes, state, waveform
 from ecgscope.simulate.noise import make_noise, scale_to_snr, template_qrs_peak_to_peak
 from ecgscope.simulate.presets import Preset, get_preset
@@ -123,6 +124,10 @@ class SimulatedCohort:
         noise = scale_to_snr(noise, pp, rows["snr_db"].to_numpy())
         noise += clean
         digital = quantize_eight(noise)
+        reversal = rows["electrode_reversal"].to_numpy() if "electrode_reversal" in rows else ()
+        for k, kind in enumerate(reversal):
+            if kind != "none":  # misplaced electrodes: the machine derives its leads from the wrong potentials
+                digital[k] = reverse_limb_electrodes(digital[k], kind)
         peaks = [p[(p >= 0) & (p < n)] for p in positions]
         return WaveformBatch(rows["ecg_id"].to_numpy(), digital, clean, peaks, pp)
 
@@ -142,7 +147,7 @@ class SimulatedCohort:
 
 def simulate_cohort(preset: str | Preset = "ukb", n: int | None = None, seed: int = 0, *,
                     fs: float | None = None, duration_s: float | None = None,
-                    snr_db: float | None = None) -> SimulatedCohort:
+                    snr_db: float | None = None, electrode_reversal: float = 0.0) -> SimulatedCohort:
     """Simulate a paired ECG / imaging / outcome cohort.
 
     Parameters
@@ -157,6 +162,10 @@ def simulate_cohort(preset: str | Preset = "ukb", n: int | None = None, seed: in
         Sampling rate (Hz) and length (s); default the preset's (500 Hz, 10 s for most).
     snr_db : float, optional
         One noise tier for every ECG; default a mix of the preset's tiers.
+    electrode_reversal : float
+        Share of ECGs recorded with two limb electrodes exchanged (LA/RA, LA/LL or RA/LL, equally often; the
+        ``electrode_reversal`` column of ``ecgs`` says which), to measure lead-placement checks against truth.
+        0 (the default) leaves every cohort byte for byte as before.
 
     Examples
     --------
@@ -197,6 +206,11 @@ def simulate_cohort(preset: str | Preset = "ukb", n: int | None = None, seed: in
     else:
         snr = rngs[4].choice(tiers, len(ecgs), p=probs / probs.sum())
     ecgs.insert(4, "snr_db", snr)
+    if electrode_reversal:
+        if not 0 <= electrode_reversal <= 1:
+            raise ValueError(f"electrode_reversal is a share of ECGs, 0-1, not {electrode_reversal}")
+        placed = rngs[7].random(len(ecgs)) < electrode_reversal
+        ecgs["electrode_reversal"] = np.where(placed, rngs[7].choice(REVERSALS, len(ecgs)), "none")
 
     fate = outcomes.draw_outcomes(truth, p, rngs[5])
     truth["index_date"] = index_ecg.astype("datetime64[D]").astype("datetime64[s]")

@@ -3,7 +3,7 @@
 Layout of the output directory::
 
     cohort.json                 preset, seed, sizes, formats, sampling rate, ecgscope version
-    ecgs.parquet                ecg_id, patient_id, acquired_at, is_index, snr_db
+    ecgs.parquet                ecg_id, patient_id, acquired_at, is_index, snr_db (electrode_reversal if asked)
     measurements/mri.parquet    (or echo.parquet) one row per imaging study, as measured
     outcomes.parquet            patient_id, index_date, followup_years, event, hf_death, death
     truth/patients.parquet      the true cardiac state of every subject
@@ -66,7 +66,9 @@ def _ecgs_with_state(cohort: SimulatedCohort) -> pd.DataFrame:
 
 
 def _write_tables(cohort: SimulatedCohort, root: Path) -> None:
-    write_parquet(cohort.ecgs[["ecg_id", "patient_id", "acquired_at", "is_index", "snr_db"]], root / "ecgs.parquet")
+    truth = ["ecg_id", "patient_id", "acquired_at", "is_index", "snr_db"]
+    truth += ["electrode_reversal"] if "electrode_reversal" in cohort.ecgs else []
+    write_parquet(cohort.ecgs[truth], root / "ecgs.parquet")
     write_parquet(cohort.outcomes, root / "outcomes.parquet")
     truth = cohort.patients.drop(columns=["followup_years", "event", "hf_death", "death"])
     write_parquet(truth, root / "truth" / "patients.parquet")

@@ -27,10 +27,12 @@ from ecgscope.io.atomic import write_parquet, write_text
 from ecgscope.io.base import Source
 from ecgscope.progress import progress_bar
 from ecgscope.signal import flat_leads, quality_metrics, resample
-from ecgscope.store.layout import UNITS, Store, StoreConfig, StoreError, _parts, part_name
+from ecgscope.signal.leadcheck import limb_identity_problem, reversal_warning
+from ecgscope.signal.pipeline import UNITS
+from ecgscope.store.layout import Store, StoreConfig, StoreError, _parts, part_name
 
 MANIFEST_COLUMNS = ("row", "part", "part_row", "record_key", "ecg_id", "patient_id", "acquired_at", "source",
-                    "format", "original_fs", "original_samples", "age", "sex", "units_conversion",
+                    "format", "original_fs", "original_samples", "age", "sex", "units_conversion", "lead_warning",
                     "max_abs_mv", "saturated_fraction", "hf_noise_mv", "baseline_wander_mv")
 
 
@@ -58,6 +60,12 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
         have = "already z-scored" if normalized else "in mV"
         raise InvalidRecord(source.id, f"record is {have} but the store holds {config.units}; use a store "
                                        f"created with --units {'z-score' if normalized else 'mV'}")
+    warnings = []
+    mislabelled = limb_identity_problem(ecg.signal, ecg.leads)
+    if mislabelled is not None and mislabelled.swapped is not None:
+        raise InvalidRecord(source.id, mislabelled.reason)  # values in the wrong rows: storing them would mislead
+    if mislabelled is not None:
+        warnings.append(mislabelled.reason)
     try:
         ecg = ecg.to_standard()
     except EcgscopeError as exc:
@@ -66,6 +74,8 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
     if flat:
         raise InvalidRecord(source.id, f"flat lead(s) {', '.join(flat)}: electrode off or lead missing")
     signal = resample(ecg.signal, ecg.fs, config.fs).astype(np.float32)
+    if config.units == "mV":  # the morphology rules need amplitudes; a z-scored record has lost them
+        warnings.append(reversal_warning(signal, config.fs))
     original_samples = ecg.n_samples
     if signal.shape[1] >= config.n_samples:
         signal = signal[:, : config.n_samples]
@@ -77,6 +87,7 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
         "format": source.format, "original_fs": ecg.fs, "original_samples": original_samples,
         "age": ecg.meta.get("age"), "sex": ecg.meta.get("sex"),
         "units_conversion": str(ecg.meta.get("units_conversion", "")),
+        "lead_warning": "; ".join(w for w in warnings if w),
         **quality_metrics(signal, config.fs),
     }
     return meta, signal.astype(config.dtype)
@@ -186,13 +197,19 @@ def open_for_writing(root: Path, config: StoreConfig) -> Store:
 def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0, seconds: float = 10.0,
            units: str = "mV", dtype: str = "float16", format: str | None = None, workers: int | None = None,
            part_size: int = 512, input_fs: float | None = None, input_units: str | None = None,
-           rate: int | None = None, progress: bool = True) -> IngestReport:
+           input_leads: tuple[str, ...] | None = None, rate: int | None = None,
+           progress: bool = True) -> IngestReport:
     """Ingest every record under ``paths`` into the store at ``store``; return what was added and rejected.
 
-    ``fs``, ``seconds`` and ``units`` describe the store. ``input_fs`` and ``input_units`` describe CSV and
-    NumPy inputs, which carry neither; ``rate`` picks PTB-XL's 100 or 500 Hz tree.
+    ``fs``, ``seconds`` and ``units`` describe the store. ``input_fs``, ``input_units`` and ``input_leads``
+    describe CSV and NumPy inputs, which carry no rate or unit (and a .npy no lead names); ``rate`` picks
+    PTB-XL's 100 or 500 Hz tree (default: the one closest to ``fs``).
+
+    Every record's limb leads are checked (:mod:`ecgscope.signal.leadcheck`): one whose labels one swap
+    explains is quarantined naming the pair, and a suspected electrode reversal is stored with its
+    ``lead_warning``.
     """
-    options = {"fs": input_fs, "units": input_units, "rate": rate}
+    options = {"fs": input_fs, "units": input_units, "leads": input_leads, "rate": rate, "store_fs": fs}
     root = Path(store)
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, not {dtype!r}")

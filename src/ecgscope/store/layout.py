@@ -28,7 +28,6 @@ from ecgscope.errors import EcgscopeError
 from ecgscope.leads import STANDARD_LEADS
 
 SCHEMA_VERSION = 1
-UNITS = ("mV", "z-score")
 
 
 class StoreError(EcgscopeError, ValueError):

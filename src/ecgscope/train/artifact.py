@@ -3,9 +3,9 @@
 ::
 
     weights.safetensors   the state dict (safetensors: tensors only, no code)
-    model.json            architecture and its arguments, tasks and target scaling, input contract,
-                          sha256 of the weights, ecgscope version
-    preprocess.json       the exact signal pipeline (ecgscope.signal.Pipeline)
+    model.json            architecture and its arguments, tasks and target scaling, input contract (a copy
+                          of preprocess.json's, checked on load), sha256 of the weights, ecgscope version
+    preprocess.json       the input contract: rate, length, leads, units and signal steps (ecgscope.signal.Pipeline)
     metrics.json          whatever evaluation the run recorded
     model_card.md         intended use, data, performance, limitations
 """
@@ -25,17 +25,18 @@ from ecgscope import __version__
 from ecgscope.errors import EcgscopeError
 from ecgscope.evaluate.classification import choose_thresholds
 from ecgscope.evaluate.conformal import SplitConformal
-from ecgscope.io.atomic import atomic_dir
+from ecgscope.io.atomic import atomic_dir, atomic_file
 from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
 from ecgscope.train.module import TaskSpec
 
-FORMAT_VERSION = 1
+#: 2: ``input`` in model.json is the contract of preprocess.json (in 1 it was the architecture's default).
+FORMAT_VERSION = 2
 CARD_TEMPLATE = """# Model card: {architecture}
 
 - **What it predicts**: {targets}
-- **Input**: 12-lead ECG, {fs:g} Hz, {n_samples} samples, leads {leads}, {units}; preprocessing in
-  `preprocess.json`.
+- **Input**: {n_leads}-lead ECG, {fs:g} Hz, {n_samples} samples, leads {leads}, {units}; steps {steps}
+  (`preprocess.json`). Records shorter than that are not zero-padded: they get no prediction.
 - **Intended use**: research on ECG-based estimation of cardiac structure and function, as a screening
   aid that points to imaging. An ECG model does not replace echocardiography or cardiac MRI.
 - **Training data**: {data}
@@ -93,12 +94,13 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
 
     kwargs = {"num_outputs": spec.n_outputs, **(model_kwargs or {})}
     cfg = getattr(model, "pretrained_cfg", None)
+    source = {k: v for k, v in (cfg.to_dict() if cfg is not None else {}).items() if k in ("paper", "licence") and v}
     with atomic_dir(path, overwrite=overwrite) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         info = {
             "format_version": FORMAT_VERSION, "ecgscope_version": __version__, "architecture": architecture,
-            "model_kwargs": kwargs, "tasks": spec.to_dict(), "input": cfg.to_dict() if cfg is not None else None,
+            "model_kwargs": kwargs, "tasks": spec.to_dict(), "input": pipeline.to_dict(), "architecture_source": source,
             "weights_sha256": file_sha256(tmp / "weights.safetensors"),
             "conformal": {k: c.to_dict() for k, c in (conformal or {}).items()},
             "thresholds": thresholds or {},
@@ -109,7 +111,8 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
         summary = ", ".join(f"{k}: {v:.3f}" for k, v in (metrics or {}).items() if isinstance(v, int | float))
         (tmp / "model_card.md").write_text(CARD_TEMPLATE.format(
             architecture=architecture, targets=", ".join(spec.names) or "-", fs=pipeline.fs,
-            n_samples=pipeline.n_samples, leads="I, II, III, aVR, aVL, aVF, V1-V6", units="mV",
+            n_samples=pipeline.n_samples, n_leads=len(pipeline.leads), leads=", ".join(pipeline.leads),
+            units=pipeline.units, steps=", ".join(step["name"] for step in pipeline.steps) or "none",
             data=data, metrics_summary=summary or "none recorded", version=__version__))
     return Path(path)
 
@@ -150,26 +153,63 @@ def load_model(path: str | Path) -> LoadedModel:
     model.eval()
     spec = TaskSpec(**info["tasks"])
     conformal = {k: SplitConformal.from_dict(v) for k, v in info.get("conformal", {}).items()}
-    return LoadedModel(model, spec, Pipeline.from_json((path / "preprocess.json").read_text()), info, conformal)
+    pipeline = Pipeline.from_json((path / "preprocess.json").read_text())
+    if info.get("format_version", 1) >= 2 and Pipeline.from_dict(info["input"]) != pipeline:
+        raise ArtifactError(f"{path}: model.json's input contract ({Pipeline.from_dict(info['input']).describe()}) "
+                            f"differs from preprocess.json's ({pipeline.describe()}); one of them was edited")
+    return LoadedModel(model, spec, pipeline, info, conformal)
+
+
+def onnx_metadata(loaded: LoadedModel) -> dict[str, str]:
+    """What a runtime needs beside the graph to use its raw output (all values JSON text).
+
+    ``input_contract``: preprocess.json's contract (apply it before the graph); ``output_columns``: the name
+    of each column of ``outputs`` (``NAME`` mean and ``NAME_log_variance`` per regression target, ``NAME_logit``
+    per binary target, ``NAME_log_risk`` per survival target); ``target_scaling``: per regression target the
+    ``mean`` and ``std`` that turn the standardised output into its units (value = output * std + mean,
+    std = exp(0.5 * log_variance) * std); ``probability_correction``: per binary target the log of the
+    training positive-class weight to subtract from the logit before the sigmoid; ``conformal`` and
+    ``thresholds`` as in model.json.
+    """
+    spec, columns = loaded.spec, []
+    for name, (_, width) in spec.layout.items():
+        if name in spec.regression:
+            columns += [name, f"{name}_log_variance"][:width]
+        else:
+            columns.append(f"{name}_logit" if name in spec.binary else f"{name}_log_risk")
+    return {
+        "ecgscope_version": __version__, "architecture": loaded.info["architecture"],
+        "input_contract": json.dumps(loaded.pipeline.to_dict()), "output_columns": json.dumps(columns),
+        "target_scaling": json.dumps({k: {"mean": spec.mean[k], "std": spec.std[k]} for k in spec.regression}),
+        "probability_correction": json.dumps({k: float(np.log(spec.pos_weight.get(k, 1.0))) for k in spec.binary}),
+        "conformal": json.dumps(loaded.info.get("conformal", {})),
+        "thresholds": json.dumps(loaded.info.get("thresholds", {})),
+    }
 
 
 def export_onnx(path: str | Path, out: str | Path | None = None, atol: float = 1e-4) -> Path:
-    """Export a model directory to ONNX and check that onnxruntime reproduces PyTorch within ``atol``."""
+    """Export a model directory to ONNX with :func:`onnx_metadata` in the file, and check that onnxruntime
+    reproduces PyTorch within ``atol``."""
     try:
+        import onnx
         import onnxruntime as ort
     except ImportError as exc:
-        raise ArtifactError("ONNX export needs onnxruntime: pip install 'ecgscope[onnx]'") from exc
+        raise ArtifactError("ONNX export needs onnx and onnxruntime: pip install 'ecgscope[onnx]'") from exc
     loaded = load_model(path)
     out = Path(out) if out is not None else Path(path) / "model.onnx"
-    x = torch.randn(2, 12, loaded.pipeline.n_samples, generator=torch.Generator().manual_seed(0))
-    torch.onnx.export(loaded.model, (x,), str(out), input_names=["ecg"], output_names=["outputs"],
-                      dynamic_axes={"ecg": {0: "batch"}, "outputs": {0: "batch"}}, dynamo=False)
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"ecg": x.numpy()})[0]
-    with torch.no_grad():
-        want = loaded.model(x).numpy()
-    worst = float(np.abs(got - want).max())
-    if worst > atol:
-        out.unlink(missing_ok=True)
-        raise ArtifactError(f"ONNX outputs differ from PyTorch by {worst:.2e} (> {atol:g}); export refused")
+    pipeline = loaded.pipeline
+    x = torch.randn(2, len(pipeline.leads), pipeline.n_samples, generator=torch.Generator().manual_seed(0))
+    with atomic_file(out) as tmp:
+        torch.onnx.export(loaded.model, (x,), str(tmp), input_names=["ecg"], output_names=["outputs"],
+                          dynamic_axes={"ecg": {0: "batch"}, "outputs": {0: "batch"}}, dynamo=False)
+        graph = onnx.load(str(tmp))
+        onnx.helper.set_model_props(graph, onnx_metadata(loaded))
+        onnx.save(graph, str(tmp))
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"ecg": x.numpy()})[0]
+        with torch.no_grad():
+            want = loaded.model(x).numpy()
+        worst = float(np.abs(got - want).max())
+        if worst > atol:
+            raise ArtifactError(f"ONNX outputs differ from PyTorch by {worst:.2e} (> {atol:g}); export refused")
     return out

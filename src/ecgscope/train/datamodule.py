@@ -6,14 +6,15 @@ exactly the batches an uninterrupted one would have.
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ecgscope.config import AugmentConfig
-from ecgscope.signal import Pipeline
-from ecgscope.store.layout import Store
+from ecgscope.contract import StoreInput
 
 
 class EpochSeededSampler(Sampler):
@@ -50,35 +51,53 @@ def augment(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generat
 
 
 class CohortDataset(Dataset):
-    """Signals of ``rows`` of a store through ``pipeline``, with encoded targets; augmented if asked."""
+    """Signals of ``rows`` of a store as a model's contract takes them, with encoded targets; augmented if asked."""
 
-    def __init__(self, store: Store, rows: np.ndarray, targets: np.ndarray, pipeline: Pipeline,
-                 aug: AugmentConfig | None, seed: int):
-        self.store, self.rows, self.targets = store, rows, targets.astype(np.float32)
-        self.pipeline, self.aug, self.seed = pipeline, aug, seed
+    def __init__(self, source: StoreInput, rows: np.ndarray, targets: np.ndarray, aug: AugmentConfig | None,
+                 seed: int):
+        self.source, self.rows, self.targets = source, rows, targets.astype(np.float32)
+        self.aug, self.seed = aug, seed
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, item):
         index, epoch = item if isinstance(item, tuple) else (item, 0)
-        x = self.pipeline(self.store.read(int(self.rows[index])), self.store.config.fs)
+        x = self.source.read(int(self.rows[index]))
         if self.aug is not None:
-            x = augment(x, self.pipeline.fs, self.aug, np.random.default_rng([self.seed, epoch, index]))
+            x = augment(x, self.source.pipeline.fs, self.aug, np.random.default_rng([self.seed, epoch, index]))
         return torch.from_numpy(x), torch.from_numpy(self.targets[index])
 
 
-class CohortDataModule(L.LightningDataModule):
-    """Train / validation loaders over a store for the rows of a cohort table's splits."""
+def loader_workers(requested: int | None = None) -> int:
+    """DataLoader worker processes: ``requested``, or by default one per spare core up to 4 on a GPU machine
+    (reading, resampling and augmenting must keep up with the GPU) and none on a CPU-only one, where workers
+    take cores from the training step itself (``benchmarks/loader_benchmark.py`` measures both)."""
+    if requested is not None:
+        return int(requested)
+    return min(4, max((os.cpu_count() or 1) - 1, 0)) if torch.cuda.is_available() else 0
 
-    def __init__(self, datasets: dict[str, CohortDataset], batch_size: int, num_workers: int, seed: int):
+
+def make_loader(data: Dataset, batch_size: int, sampler: Sampler, num_workers: int | None = None) -> DataLoader:
+    """The one way ecgscope builds a training or validation loader: workers kept alive across epochs (the
+    sampler, not the workers, carries the epoch), pinned memory when batches go to a GPU."""
+    workers = loader_workers(num_workers)
+    return DataLoader(data, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+                      prefetch_factor=4 if workers > 0 else None)
+
+
+class CohortDataModule(L.LightningDataModule):
+    """Train / validation loaders over a store for the rows of a cohort table's splits (``num_workers`` None:
+    :func:`loader_workers` chooses)."""
+
+    def __init__(self, datasets: dict[str, Dataset], batch_size: int, num_workers: int | None, seed: int):
         super().__init__()
         self.datasets, self.batch_size, self.num_workers, self.seed = datasets, batch_size, num_workers, seed
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.datasets[split]
-        return DataLoader(data, batch_size=self.batch_size, sampler=EpochSeededSampler(len(data), self.seed, shuffle),
-                          num_workers=self.num_workers, persistent_workers=False)
+        return make_loader(data, self.batch_size, EpochSeededSampler(len(data), self.seed, shuffle), self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

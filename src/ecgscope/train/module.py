@@ -218,6 +218,11 @@ def select_device() -> tuple[str, str]:
     return "cpu", "32-true"
 
 
+def inference_device() -> torch.device:
+    """Where prediction runs: the GPU when there is one (Lightning leaves a fitted model on the CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class RestoreBestWeights(L.Callback):
     """Remember the weights of the epoch with the best ``monitor`` and load them when training ends."""
 
@@ -244,14 +249,25 @@ class RestoreBestWeights(L.Callback):
 
 
 class RngState(L.Callback):
-    """Carry torch's random state (dropout) through checkpoints, so a resumed run draws the same numbers."""
+    """Carry torch's random state (dropout, GAN noise) through checkpoints, CPU and every CUDA device, so a
+    resumed run draws the same numbers as an uninterrupted one on either."""
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         checkpoint["ecgscope_torch_rng"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            checkpoint["ecgscope_cuda_rng"] = torch.cuda.get_rng_state_all()
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         if "ecgscope_torch_rng" in checkpoint:
             torch.set_rng_state(checkpoint["ecgscope_torch_rng"])
+        if "ecgscope_cuda_rng" in checkpoint and torch.cuda.is_available():
+            states = checkpoint["ecgscope_cuda_rng"]
+            if len(states) != torch.cuda.device_count():
+                warnings.warn(f"the checkpoint holds the random state of {len(states)} GPU(s), this machine has "
+                              f"{torch.cuda.device_count()}: the resumed run will not repeat the original exactly",
+                              stacklevel=2)
+            for device, state in enumerate(states[:torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(state, device)
 
 
 def quiet_lightning() -> None:

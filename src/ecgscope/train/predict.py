@@ -8,35 +8,46 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.progress import progress_bar
 from ecgscope.store import Store
 from ecgscope.train.artifact import load_model
-from ecgscope.train.module import predict_batches
+from ecgscope.train.module import inference_device, predict_batches
 
 
 def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.ndarray | None = None,
-                  batch_size: int = 256, progress: bool = True) -> pd.DataFrame:
-    """One row per ECG: ecg_id, patient_id, acquired_at, age, sex (where the store has them), and per target
-    its value (with ``_std`` and conformal ``_lower`` / ``_upper`` when the model has them), probability, or
-    log-risk."""
+                  batch_size: int = 256, progress: bool = True, allow_resample: bool = True) -> pd.DataFrame:
+    """One row per ECG: ecg_id, patient_id, acquired_at, age, sex (where the store has them), ``input_note``
+    ("ok", or why the ECG got no prediction), and per target its value (with ``_std`` and conformal ``_lower`` /
+    ``_upper`` when the model has them), probability, or log-risk.
+
+    The store is read through the model's input contract (``preprocess.json``): resampled to its rate (unless
+    ``allow_resample`` is off), its leads in the model's order; a store in other units or without the model's
+    leads raises ``ContractError``, and a record shorter than the model's input gets NaN, not zero padding."""
     loaded = load_model(model_dir)
     st = store if isinstance(store, Store) else Store(store)
-    rows = np.arange(len(st)) if rows is None else np.asarray(rows)
-    model = loaded.model.to("cuda" if torch.cuda.is_available() else "cpu")
+    source = StoreInput(loaded.pipeline, st, model=str(model_dir), allow_resample=allow_resample)
+    rows = np.arange(len(st)) if rows is None else np.asarray(rows, dtype=np.int64)
+    model = loaded.model.to(inference_device())
+    kept: list[np.ndarray] = []
 
     def batches(bar, task):
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            yield torch.from_numpy(loaded.pipeline(np.stack([st.read(int(r)) for r in chunk]), st.config.fs))
-            bar.advance(task, len(chunk))
+        for positions, x in usable_batches(source, rows, batch_size):
+            kept.append(positions)
+            yield torch.from_numpy(x)
+            bar.advance(task, len(positions))
 
     with progress_bar(progress) as bar:
         decoded = predict_batches(model, loaded.spec, batches(bar, bar.add_task("predicting", total=len(rows))))
     keep = [c for c in ("ecg_id", "patient_id", "acquired_at", "age", "sex") if c in st.manifest.columns]
     table = st.manifest.iloc[rows][keep].reset_index(drop=True)
+    table["input_note"] = [source.note(int(r)) for r in rows]
+    positions = np.concatenate(kept) if kept else np.empty(0, np.int64)
     for name, values in decoded.items():
-        table[name] = values
+        column = np.full(len(rows), np.nan)
+        column[positions] = values
+        table[name] = column
     for name, conf in loaded.conformal.items():
-        std = decoded.get(f"{name}_std") if conf.normalised_ else None
-        table[f"{name}_lower"], table[f"{name}_upper"] = conf.interval(decoded[name], std)
+        std = table[f"{name}_std"].to_numpy() if conf.normalised_ else None
+        table[f"{name}_lower"], table[f"{name}_upper"] = conf.interval(table[name].to_numpy(), std)
     return table

@@ -23,16 +23,16 @@ import pandas as pd
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from torch.utils.data import DataLoader
 
 from ecgscope.cohort import CohortError, carve_calibration, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
+from ecgscope.contract import StoreInput
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
 from ecgscope.io import write_text
-from ecgscope.signal import Pipeline
+from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, operating_thresholds, save_model
-from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler
+from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler, make_loader
 from ecgscope.train.finetune import (
     FrozenInEval,
     GradualUnfreezing,
@@ -45,6 +45,7 @@ from ecgscope.train.module import (
     RestoreBestWeights,
     RngState,
     TaskSpec,
+    inference_device,
     monitor_mode,
     predict_batches,
     quiet_lightning,
@@ -53,9 +54,27 @@ from ecgscope.train.module import (
 )
 
 
-def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int) -> dict[str, np.ndarray]:
-    loader = DataLoader(data, batch_size=batch_size, sampler=EpochSeededSampler(len(data), 0, shuffle=False))
+def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int,
+             num_workers: int | None) -> dict[str, np.ndarray]:
+    loader = make_loader(data, batch_size, EpochSeededSampler(len(data), 0, shuffle=False), num_workers)
     return predict_batches(module, module.spec, (x for x, _ in loader))
+
+
+def check_cohort_matches_store(cohort: pd.DataFrame, store: Store, name: str | Path) -> None:
+    """Raise ``CohortError`` unless every cohort row's ``ecg_row`` holds, in ``store``, the ECG its ``ecg_id``
+    names (a cohort built on one store must not train on another store's ECGs that happen to fit)."""
+    rows = cohort["ecg_row"].to_numpy()
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(store)):
+        raise CohortError(f"{name} points at store row {int(rows.max())}, but {store.root} holds {len(store)} ECGs: "
+                          "was the cohort built on another store? Rebuild it with `ecgscope cohort build`")
+    stored = store.manifest["ecg_id"].astype(str).to_numpy()[rows]
+    wrong = np.flatnonzero(stored != cohort["ecg_id"].astype(str).to_numpy())
+    if len(wrong):
+        k = wrong[0]
+        raise CohortError(f"{name} does not match store {store.root}: {len(wrong)} of {len(rows)} rows name another "
+                          f"ECG than the store holds at their ecg_row (e.g. row {int(rows[k])}: cohort "
+                          f"{cohort['ecg_id'].iloc[k]!r}, store {stored[k]!r}); rebuild the cohort on this store "
+                          "with `ecgscope cohort build`")
 
 
 def best_validation_loss(run_dir: Path) -> float:
@@ -108,19 +127,24 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     store = Store(cfg.data.store)
     cohort = load_table(cfg.data.cohort)
     targets = cfg.data.regression + cfg.data.binary
-    missing = [c for c in ("ecg_row", "split", "patient_id", *targets) if c not in cohort.columns]
+    missing = [c for c in ("ecg_row", "ecg_id", "split", "patient_id", *targets) if c not in cohort.columns]
     if missing:
         raise CohortError(f"{cfg.data.cohort} lacks column(s) {missing}; build it with `ecgscope cohort build`")
+    check_cohort_matches_store(cohort, store, cfg.data.cohort)
     check_no_leakage(cohort)
     split = carve_calibration(cohort, cfg.train.calibration_fraction, cfg.train.seed).to_numpy()
     values = {k: cohort[k].to_numpy(dtype=float) for k in targets}
     spec = TaskSpec.from_targets({k: v[split == "train"] for k, v in values.items()}, cfg.data.regression,
                                  cfg.data.binary)
     encoded = spec.encode(values)
-    pipeline = Pipeline(store.config.fs, store.config.n_samples, [{"name": "remove_mean"},
-                                                                  {"name": "clip", "limit_mv": 5.0}])
+    pretrained = load_model(init_from) if init_from is not None else None
+    # a fine-tuned model keeps the contract of the model it starts from: its weights learnt that input
+    pipeline = pretrained.pipeline if pretrained is not None else default_pipeline(store.config.fs,
+                                                                                   store.config.n_samples)
+    source = StoreInput(pipeline, store, model=str(init_from) if pretrained is not None else cfg.model.name)
+    source.refuse_short(cohort["ecg_row"].to_numpy(), f"{cfg.data.cohort} on store {store.root}")
     seed = cfg.train.seed
-    data = {s: CohortDataset(store, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s], pipeline,
+    data = {s: CohortDataset(source, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s],
                              cfg.train.augment if s == "train" else None, seed)
             for s in ("train", "val", "calibration", "test")}
     if not len(data["train"]) or not len(data["val"]):
@@ -128,9 +152,8 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
 
     quiet_lightning()
     architecture, kwargs, groups, extra = cfg.model.name, dict(cfg.model.kwargs), None, []
-    if init_from is not None:
+    if pretrained is not None:
         L.seed_everything(seed, workers=True, verbose=False)
-        pretrained = load_model(init_from)
         model, architecture = pretrained.model, pretrained.info["architecture"]
         kwargs = {k: v for k, v in pretrained.info.get("model_kwargs", {}).items() if k != "num_outputs"}
         model.reset_head(spec.n_outputs)
@@ -163,8 +186,9 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
 
-    val, calibration = _predict(module, data["val"], 256), _predict(module, data["calibration"], 256)
-    test = _predict(module, data["test"], 256)
+    module.to(inference_device())  # Lightning hands a fitted model back on the CPU
+    val, calibration, test = (_predict(module, data[s], 256, cfg.train.num_workers) for s in ("val", "calibration",
+                                                                                              "test"))
     thresholds = operating_thresholds({k: values[k][split == "val"] for k in cfg.data.binary}, val,
                                       cfg.data.binary, chosen_on="validation")
     conformal = {k: SplitConformal(cfg.train.conformal_alpha).fit(values[k][split == "calibration"], calibration[k],
