@@ -41,8 +41,13 @@ def write_muse(path: Path, leads_uv: dict[str, np.ndarray], fs: int = 500, uv_pe
     return path
 
 
-def write_hl7aecg(path: Path, leads_uv: dict[str, np.ndarray], fs: int = 500, scale_uv: float = 5.0) -> Path:
-    """An HL7 v3 AnnotatedECG with a RHYTHM series: TIME_ABSOLUTE + MDC_ECG_LEAD_* sequences in uV."""
+def write_hl7aecg(path: Path, leads_uv: dict[str, np.ndarray], fs: int = 500, scale_uv: float = 5.0,
+                  derived_beat_samples: int | None = None, code_case: str = "upper") -> Path:
+    """An HL7 v3 AnnotatedECG with a RHYTHM series: TIME_ABSOLUTE + MDC_ECG_LEAD_* sequences in uV.
+
+    ``derived_beat_samples``: also nest a REPRESENTATIVE_BEAT derivedSeries of that length inside the rhythm
+    series, as real exports do (aECG implementation guide: series/derivation/derivedSeries); ``code_case``
+    "mixed" writes lead codes as MDC_ECG_LEAD_aVR."""
     ns = "urn:hl7-org:v3"
     ET.register_namespace("", ns)
     xsi = "http://www.w3.org/2001/XMLSchema-instance"
@@ -56,27 +61,48 @@ def write_hl7aecg(path: Path, leads_uv: dict[str, np.ndarray], fs: int = 500, sc
     el(eff, "low", value="20210314092653")
     subj = el(el(el(el(el(root, "componentOf"), "timepointEvent"), "componentOf"), "subjectAssignment"), "subject")
     el(el(subj, "trialSubject"), "id", root="1.2.3", extension="SUBJ-7")
+    def sequences(series, length, time_code):
+        seqset = el(el(series, "component"), "sequenceSet")
+        time_seq = el(el(seqset, "component"), "sequence")
+        el(time_seq, "code", code=time_code, codeSystem="2.16.840.1.113883.5.4")
+        value = el(time_seq, "value", **{f"{{{xsi}}}type": "GLIST_TS" if time_code == "TIME_ABSOLUTE" else
+                                         "GLIST_PQ"})
+        el(value, "head", value="20210314092653.000" if time_code == "TIME_ABSOLUTE" else "0", unit="s")
+        el(value, "increment", value=str(1 / fs), unit="s")
+        for name, values in leads_uv.items():
+            seq = el(el(seqset, "component"), "sequence")
+            code = name.upper() if code_case == "upper" else name
+            el(seq, "code", code=f"MDC_ECG_LEAD_{code}", codeSystem="2.16.840.1.113883.6.24")
+            val = el(seq, "value", **{f"{{{xsi}}}type": "SLIST_PQ"})
+            el(val, "origin", value="0", unit="uV")
+            el(val, "scale", value=str(scale_uv), unit="uV")
+            el(val, "digits").text = " ".join(str(int(v)) for v in np.round(values[:length] / scale_uv))
+
     series = el(el(root, "component"), "series")
     el(series, "code", code="RHYTHM", codeSystem="2.16.840.1.113883.5.4")
-    seqset = el(el(series, "component"), "sequenceSet")
-    time_seq = el(el(seqset, "component"), "sequence")
-    el(time_seq, "code", code="TIME_ABSOLUTE", codeSystem="2.16.840.1.113883.5.4")
-    value = el(time_seq, "value", **{f"{{{xsi}}}type": "GLIST_TS"})
-    el(value, "head", value="20210314092653.000")
-    el(value, "increment", value=str(1 / fs), unit="s")
-    for name, values in leads_uv.items():
-        seq = el(el(seqset, "component"), "sequence")
-        el(seq, "code", code=f"MDC_ECG_LEAD_{name.upper()}", codeSystem="2.16.840.1.113883.6.24")
-        val = el(seq, "value", **{f"{{{xsi}}}type": "SLIST_PQ"})
-        el(val, "origin", value="0", unit="uV")
-        el(val, "scale", value=str(scale_uv), unit="uV")
-        el(val, "digits").text = " ".join(str(int(v)) for v in np.round(values / scale_uv))
+    if derived_beat_samples:  # before the rhythm's own sequences, so a reader that takes the first ones fails
+        derived = el(el(series, "derivation"), "derivedSeries")
+        el(derived, "code", code="REPRESENTATIVE_BEAT", codeSystem="2.16.840.1.113883.5.4")
+        sequences(derived, derived_beat_samples, "TIME_RELATIVE")
+    sequences(series, None, "TIME_ABSOLUTE")
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
     return path
 
 
-def write_dicom_ecg(path: Path, leads_uv: dict[str, np.ndarray], fs: float = 500.0) -> Path:
-    """A DICOM 12-lead ECG waveform object written with pydicom (int16, sensitivity 1 uV)."""
+#: SCP-ECG code value and DICOM CID 3001 code meaning of each standard lead.
+SCPECG = {"I": ("5.6.3-9-1", "Lead I (Einthoven)"), "II": ("5.6.3-9-2", "Lead II"),
+          "III": ("5.6.3-9-61", "Lead III"), "aVR": ("5.6.3-9-62", "Lead aVR"),
+          "aVL": ("5.6.3-9-63", "Lead aVL"), "aVF": ("5.6.3-9-64", "Lead aVF"),
+          **{f"V{k}": (f"5.6.3-9-{k + 2}", f"Lead V{k}") for k in range(1, 7)}}
+
+
+def write_dicom_ecg(path: Path, leads_uv: dict[str, np.ndarray], fs: float = 500.0, codes: bool = True,
+                    meanings: str = "short", median_first: bool = False) -> Path:
+    """A DICOM 12-lead ECG waveform object written with pydicom (int16, sensitivity 1 uV).
+
+    ``codes``: each channel's SCP-ECG code value (else a local code the reader cannot know); ``meanings``:
+    "short" ("Lead aVR") or "scpecg" (CID 3001's, "Lead I (Einthoven)"); ``median_first``: put a 600-sample
+    MEDIAN BEAT group before the RHYTHM group, as some carts do."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -90,20 +116,34 @@ def write_dicom_ecg(path: Path, leads_uv: dict[str, np.ndarray], fs: float = 500
     ds.SOPClassUID, ds.SOPInstanceUID = sop_class, meta.MediaStorageSOPInstanceUID
     ds.Modality, ds.PatientID, ds.PatientSex, ds.PatientAge = "ECG", "DCM-1", "M", "071Y"
     names = list(leads_uv)
-    data = np.stack([np.round(leads_uv[n]).astype("<i2") for n in names], axis=1)  # multiplexed
+    groups = [_dicom_group(leads_uv, names, fs, "RHYTHM", None, codes, meanings)]
+    if median_first:
+        groups.insert(0, _dicom_group(leads_uv, names, fs, "MEDIAN BEAT", 600, codes, meanings))
+    ds.WaveformSequence = groups
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _dicom_group(leads_uv, names, fs, label, length, codes, meanings):
+    from pydicom.dataset import Dataset
+
+    data = np.stack([np.round(leads_uv[n][:length]).astype("<i2") for n in names], axis=1)  # multiplexed
     group = Dataset()
-    group.WaveformOriginality = "ORIGINAL"
+    group.WaveformOriginality = "ORIGINAL" if label == "RHYTHM" else "DERIVED"
     group.NumberOfWaveformChannels = len(names)
     group.NumberOfWaveformSamples = data.shape[0]
     group.SamplingFrequency = fs
-    group.MultiplexGroupLabel = "RHYTHM"
+    group.MultiplexGroupLabel = label
     group.WaveformBitsAllocated = 16
     group.WaveformSampleInterpretation = "SS"
     channels = []
     for name in names:
         ch = Dataset()
         src = Dataset()
-        src.CodeValue, src.CodingSchemeDesignator, src.CodeMeaning = "5.6.3-9-1", "SCPECG", f"Lead {name}"
+        code, meaning = SCPECG[name]
+        src.CodeValue = code if codes else f"LOCAL-{name}"
+        src.CodingSchemeDesignator = "SCPECG" if codes else "99LOCAL"
+        src.CodeMeaning = meaning if meanings == "scpecg" else f"Lead {name}"
         ch.ChannelSourceSequence = [src]
         unit = Dataset()
         unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "uV", "UCUM", "microvolt"
@@ -116,6 +156,4 @@ def write_dicom_ecg(path: Path, leads_uv: dict[str, np.ndarray], fs: float = 500
         channels.append(ch)
     group.ChannelDefinitionSequence = channels
     group.WaveformData = data.tobytes()
-    ds.WaveformSequence = [group]
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return group

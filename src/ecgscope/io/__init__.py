@@ -6,7 +6,8 @@ Writers exist where a format is also an output (the simulator writes its cohorts
 
 Formats: ``wfdb`` (a record or a folder of them), ``ptbxl`` (PTB-XL tree), ``mimic`` (MIMIC-IV-ECG tree),
 ``code15`` (HDF5 shards + exams.csv), ``echonext`` (arrays + metadata), ``muse`` (GE MUSE XML),
-``hl7aecg`` (HL7 aECG XML), ``dicom`` (12-lead waveform), ``array`` (CSV / .npy with fs and units given).
+``hl7aecg`` (HL7 aECG XML), ``philips`` (Philips SierraECG XML), ``dicom`` (12-lead waveform), ``array``
+(CSV / .npy with fs and units given).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import UnknownFormatError
-from ecgscope.io import arrays, code15, dicom, echonext, hl7aecg, muse
+from ecgscope.io import arrays, code15, dicom, echonext, hl7aecg, muse, philips
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
 from ecgscope.io.base import Source
@@ -25,18 +26,20 @@ from ecgscope.io.base import Source
 _DISCOVER = {
     "wfdb": wfdb_io.discover, "ptbxl": wfdb_io.discover_ptbxl, "mimic": wfdb_io.discover_mimic,
     "code15": code15.discover, "echonext": echonext.discover, "muse": muse.discover,
-    "hl7aecg": hl7aecg.discover, "dicom": dicom.discover, "array": arrays.discover,
+    "hl7aecg": hl7aecg.discover, "philips": philips.discover, "dicom": dicom.discover, "array": arrays.discover,
 }
 _LOAD = {
     "wfdb": wfdb_io.load, "ptbxl": wfdb_io.load_ptbxl, "mimic": wfdb_io.load_mimic, "code15": code15.load,
-    "echonext": echonext.load, "muse": muse.load, "hl7aecg": hl7aecg.load, "dicom": dicom.load,
-    "array": arrays.load,
+    "echonext": echonext.load, "muse": muse.load, "hl7aecg": hl7aecg.load, "philips": philips.load,
+    "dicom": dicom.load, "array": arrays.load,
 }
 FORMATS = tuple(_DISCOVER)
 
 
 def _xml_root_tag(path: Path) -> str:
-    head = path.open("rb").read(4096).decode("utf-8", errors="replace")
+    raw = path.open("rb").read(4096)
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"  # Philips 1.04 files are UTF-16
+    head = raw.decode(encoding, errors="replace")
     for chunk in head.split("<")[1:]:
         if chunk[:1] not in "?!":
             return chunk.split()[0].rstrip(">/").split(":")[-1]
@@ -78,8 +81,10 @@ def detect_format(path: str | Path) -> str:
             return "muse"
         if tag == "AnnotatedECG":
             return "hl7aecg"
-        raise UnknownFormatError(f"{path}: XML with root <{tag or '?'}> is neither GE MUSE (<RestingECG>) nor "
-                                 "HL7 aECG (<AnnotatedECG>)")
+        if tag == philips.ROOT_TAG:
+            return "philips"
+        raise UnknownFormatError(f"{path}: XML with root <{tag or '?'}> is not GE MUSE (<RestingECG>), HL7 aECG "
+                                 f"(<AnnotatedECG>) or Philips (<{philips.ROOT_TAG}>)")
     raise UnknownFormatError(f"{path}: unknown ECG format; ecgscope reads {', '.join(FORMATS)}")
 
 

@@ -1,8 +1,11 @@
 """DICOM 12-lead ECG waveforms (General ECG and 12-lead ECG IODs) through ``pydicom``.
 
-The first multiplex group with at least 8 channels is read; ``pydicom`` applies channel sensitivity and
-its correction factor, and each channel's sensitivity unit (uV, mV) is converted to mV. Lead names come
-from each channel's source code meaning ("Lead I", "Lead aVR", ...).
+Of the multiplex groups with at least 8 channels, the rhythm strip is read (the group labelled RHYTHM, else
+the longest; a MEDIAN BEAT group is left alone). ``pydicom`` applies channel sensitivity and its correction
+factor, and each channel's sensitivity unit (uV, mV) is converted to mV. Lead names come from each channel's
+source code: the SCP-ECG or MDC code value where there is one (``5.6.3-9-1`` is lead I), else its code
+meaning, which vendors write as "Lead I (Einthoven)", "Lead aVR", "Lead aVR, augmented voltage, right" or
+plain "V1".
 """
 
 from __future__ import annotations
@@ -25,9 +28,24 @@ def discover(path: str | Path) -> Iterator[Source]:
     yield Source("dicom", str(path))
 
 
+#: SCP-ECG lead codes (DICOM CID 3001, scheme SCPECG) of the 12 standard leads.
+SCPECG_CODES = {"5.6.3-9-1": "I", "5.6.3-9-2": "II", "5.6.3-9-61": "III", "5.6.3-9-62": "aVR",
+                "5.6.3-9-63": "aVL", "5.6.3-9-64": "aVF", **{f"5.6.3-9-{k + 2}": f"V{k}" for k in range(1, 7)}}
+#: ISO/IEEE 11073 MDC lead codes (scheme MDC), the numeric form some exporters use.
+MDC_CODES = {"2:1": "I", "2:2": "II", "2:61": "III", "2:62": "aVR", "2:63": "aVL", "2:64": "aVF",
+             **{f"2:{k + 2}": f"V{k}" for k in range(1, 7)}}
+
+
 def _lead_name(channel) -> str:
-    meaning = channel.ChannelSourceSequence[0].CodeMeaning if "ChannelSourceSequence" in channel else ""
-    return re.sub(r"^lead\s+", "", str(meaning).strip(), flags=re.IGNORECASE)
+    """The lead a channel holds, from its source code value or, failing that, its code meaning."""
+    if "ChannelSourceSequence" not in channel:
+        return str(channel.get("ChannelLabel", ""))
+    source = channel.ChannelSourceSequence[0]
+    code = str(source.get("CodeValue", "")).strip()
+    if code in SCPECG_CODES or code in MDC_CODES:
+        return SCPECG_CODES.get(code) or MDC_CODES[code]
+    meaning = re.sub(r"^lead\s+", "", str(source.get("CodeMeaning", "")).strip(), flags=re.IGNORECASE)
+    return re.split(r"[\s,(]", meaning, maxsplit=1)[0]  # "I (Einthoven)", "aVR, augmented voltage, right"
 
 
 def load(source: Source) -> ECG:
@@ -42,7 +60,10 @@ def load(source: Source) -> ECG:
     groups = [i for i, g in enumerate(ds.WaveformSequence) if int(g.NumberOfWaveformChannels) >= 8]
     if not groups:
         raise InvalidRecord(where, "no waveform group with at least 8 channels (12-lead ECG)")
-    index = groups[0]
+    labels = {i: str(ds.WaveformSequence[i].get("MultiplexGroupLabel", "")).upper() for i in groups}
+    rhythm = [i for i in groups if "RHYTHM" in labels[i]]
+    strips = rhythm or [i for i in groups if "MEDIAN" not in labels[i]] or groups
+    index = max(strips, key=lambda i: int(ds.WaveformSequence[i].NumberOfWaveformSamples))
     group = ds.WaveformSequence[index]
     try:
         values = ds.waveform_array(index).T  # (channels, samples), sensitivity applied

@@ -1,7 +1,10 @@
 """HL7 v3 annotated ECG (aECG, the FDA's XML format): ``sequenceSet`` of a time sequence and lead sequences.
 
 Each lead is ``origin + scale * digits`` in the unit of ``scale`` (usually uV); the sampling interval is the
-``increment`` of the time sequence. The rhythm series is read in preference to representative beats.
+``increment`` of the time sequence. The rhythm series is read in preference to representative beats, and only
+its own sequences: real files nest the derived representative beat (another length) inside the rhythm series
+as ``derivation/derivedSeries``, which is left out. Lead codes are matched without regard to case
+(``MDC_ECG_LEAD_AVR`` and ``MDC_ECG_LEAD_aVR`` both occur).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ NS = {"h": "urn:hl7-org:v3"}
 _LEAD_CODES = {"MDC_ECG_LEAD_I": "I", "MDC_ECG_LEAD_II": "II", "MDC_ECG_LEAD_III": "III",
                "MDC_ECG_LEAD_AVR": "aVR", "MDC_ECG_LEAD_AVL": "aVL", "MDC_ECG_LEAD_AVF": "aVF",
                **{f"MDC_ECG_LEAD_V{k}": f"V{k}" for k in range(1, 7)}}
+#: The series' own sequences (not those of a nested derivation/derivedSeries).
+_OWN_SEQUENCES = "h:component/h:sequenceSet/h:component/h:sequence"
 _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 
 
@@ -41,12 +46,12 @@ def load(source: Source) -> ECG:
     if not rhythm:
         raise InvalidRecord(where, "no <series> element")
     fs, leads, rows = None, [], []
-    for seq in rhythm[0].findall(".//h:sequence", NS):
+    for seq in rhythm[0].findall(_OWN_SEQUENCES, NS):
         code = seq.find("h:code", NS)
         value = seq.find("h:value", NS)
         if code is None or value is None:
             continue
-        name = code.get("code", "")
+        name = code.get("code", "").upper()
         if name.startswith("TIME_"):
             inc = value.find("h:increment", NS)
             if inc is not None:
