@@ -68,9 +68,12 @@ def reversal_rows(n: int, share: float, seed: int, work: Path) -> list[dict]:
         for fs in (500, 100):
             ingest([SHARED / "cinc2021", SHARED / "ptbdb", SHARED / "ludb"], work / f"real_{fs}", fs=fs,
                    progress=False)
-            flagged = _flagged(Store(work / f"real_{fs}").manifest["lead_warning"])
+            manifest = Store(work / f"real_{fs}").manifest
+            flagged = _flagged(manifest["lead_warning"])
             row = {"data": "real (../shared/data, no reversal known)", "store_fs": fs,
-                   "false_alarm": _rate(int((flagged != "").sum()), len(flagged))}
+                   "false_alarm": _rate(int((flagged != "").sum()), len(flagged)),
+                   "flagged": "; ".join(f"{Path(src).name} ({kind})" for src, kind
+                                        in zip(manifest["source"], flagged, strict=True) if kind)}
             rows.append(row | {f"sensitivity_{kind}": "-" for kind in REVERSALS})
             print(rows[-1], flush=True)
     return rows

@@ -79,7 +79,7 @@ def build(root: Path) -> dict[Path, str]:
     cases[write_muse(root / "missing_v6.xml", seven)] = "missing ['V6']"
     cases[write_muse(root / "bad_base64.xml", lead_dict, raw_override={"V2": "!!!not*base64!!!"})] = "lead V2"
     (root / "empty.xml").write_bytes(b"")
-    cases[root / "empty.xml"] = "neither GE MUSE"
+    cases[root / "empty.xml"] = "is not GE MUSE"
     (root / "garbage.xml").write_bytes(b"<RestingECG><Waveform>\x00\xff\xfe garbage <<<")
     cases[root / "garbage.xml"] = "not well-formed XML"
     (root / "bomb.xml").write_text(BOMB)

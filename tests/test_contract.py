@@ -78,6 +78,7 @@ def test_a_short_record_gets_no_prediction_and_says_why(tmp_path):
     assert np.isnan(short["rvef"]) and np.isnan(short["rv_dysfunction"]) and np.isnan(short["rvef_lower"])
     assert "5.00 s recorded" in short["input_note"] and "not zero-padded" in short["input_note"]
     assert np.isfinite(full["rvef"]) and full["input_note"] == "ok"
+    assert "lead_warning" in table.columns  # the ingest checks' verdict travels with each prediction
     # a whole store shorter than the model's input is refused, not padded
     with pytest.raises(ContractError, match=r"holds 10 s, the model takes 20 s"):
         predict_store(_model(tmp_path, default_pipeline(500.0, 10_000), "long"), tmp_path / "store", progress=False)

@@ -110,3 +110,35 @@ def test_decoded_probabilities_undo_the_positive_class_weight():
     assert probability == pytest.approx([0.5, 0.2])
 
 
+
+
+def test_checkpoints_carry_every_cuda_devices_random_state(monkeypatch):
+    # Not a GPU test: torch.cuda is patched so the save/restore logic runs here; gpu_check.sh runs it for real.
+    from ecgscope.train.module import RngState
+
+    states, restored = [torch.tensor([1, 2], dtype=torch.uint8), torch.tensor([3], dtype=torch.uint8)], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: restored.append((device, state)))
+    checkpoint: dict = {}
+    RngState().on_save_checkpoint(None, None, checkpoint)
+    assert checkpoint["ecgscope_cuda_rng"] is states and "ecgscope_torch_rng" in checkpoint
+    RngState().on_load_checkpoint(None, None, checkpoint)
+    assert [(d, s.tolist()) for d, s in restored] == [(0, [1, 2]), (1, [3])]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(UserWarning, match="2 GPU"):
+        RngState().on_load_checkpoint(None, None, checkpoint)
+
+
+@pytest.mark.parametrize(("cuda", "cores", "expected"), [(False, 16, 0), (True, 16, 8), (True, 3, 2), (True, 1, 0)])
+def test_loaders_keep_their_workers_and_pin_memory_for_a_gpu(monkeypatch, cuda, cores, expected):
+    from ecgscope.train.datamodule import EpochSeededSampler, loader_workers, make_loader
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert loader_workers() == expected and loader_workers(3) == 3
+    data = TensorDataset(torch.zeros(4, 2))
+    loader = make_loader(data, 2, EpochSeededSampler(4, 0, shuffle=False), num_workers=None)
+    assert loader.num_workers == expected and loader.persistent_workers == (expected > 0)
+    assert loader.pin_memory == cuda

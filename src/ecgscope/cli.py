@@ -367,7 +367,7 @@ def pretrain(
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule)")] = 1e-3,
     view_s: Annotated[float, typer.Option(help="seconds per view (two windows of each ECG)")] = 5.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 4 with a GPU, "
+    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
                                                          "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
 ) -> None:
@@ -440,7 +440,7 @@ def motion_train(
     batch_size: Annotated[int, typer.Option(help="pairs per batch")] = 64,
     recon_weight: Annotated[float, typer.Option(help="weight of the L1 term against the adversarial one")] = 20.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 4 with a GPU, "
+    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
                                                          "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
 ) -> None:

@@ -82,7 +82,7 @@ class TrainConfig(_Strict):
     patience: int | None = Field(None, ge=1, description="epochs without improvement of `monitor` before stopping")
     monitor: str = Field("val/loss", description="val/loss, val/mae_TARGET or val/auroc_TARGET: early stopping "
                                                  "and the restored best epoch follow it")
-    num_workers: int | None = Field(None, ge=0, description="DataLoader worker processes; null: up to 4 on a GPU "
+    num_workers: int | None = Field(None, ge=0, description="DataLoader worker processes; null: up to 8 on a GPU "
                                     "machine, none on a CPU-only one")
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     conformal_alpha: float = Field(0.1, gt=0, lt=1)

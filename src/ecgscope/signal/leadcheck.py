@@ -44,8 +44,8 @@ from ecgscope.leads import LIMB_DERIVED_LEADS, STANDARD_LEADS
 
 #: Largest identity residual (RMS, relative to the RMS of I and II) of a correctly labelled record.
 IDENTITY_TOLERANCE = 0.05
-#: LA/LL: how much taller the P wave in I must be than in II, and how deep the inverted P wave in III (mV).
-#: Looser values (1.2, 0) flagged 3 of the 27 real ECGs in ../shared/data, where no reversal is known.
+#: LA/LL: how much taller the P wave in I must be than in II, and how deep the inverted P wave in III (mV);
+#: strict, because ordinary P-wave axes come close to the reversed pattern.
 P_RATIO, P_III_MV = 1.5, 0.05
 LIMB_LEADS = ("I", "II", *LIMB_DERIVED_LEADS)
 REVERSALS = ("LA/RA", "LA/LL", "RA/LL")

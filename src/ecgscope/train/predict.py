@@ -17,9 +17,9 @@ from ecgscope.train.module import inference_device, predict_batches
 
 def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.ndarray | None = None,
                   batch_size: int = 256, progress: bool = True, allow_resample: bool = True) -> pd.DataFrame:
-    """One row per ECG: ecg_id, patient_id, acquired_at, age, sex (where the store has them), ``input_note``
-    ("ok", or why the ECG got no prediction), and per target its value (with ``_std`` and conformal ``_lower`` /
-    ``_upper`` when the model has them), probability, or log-risk.
+    """One row per ECG: ecg_id, patient_id, acquired_at, age, sex, lead_warning (where the store has them),
+    ``input_note`` ("ok", or why the ECG got no prediction), and per target its value (with ``_std`` and
+    conformal ``_lower`` / ``_upper`` when the model has them), probability, or log-risk.
 
     The store is read through the model's input contract (``preprocess.json``): resampled to its rate (unless
     ``allow_resample`` is off), its leads in the model's order; a store in other units or without the model's
@@ -39,7 +39,8 @@ def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.nda
 
     with progress_bar(progress) as bar:
         decoded = predict_batches(model, loaded.spec, batches(bar, bar.add_task("predicting", total=len(rows))))
-    keep = [c for c in ("ecg_id", "patient_id", "acquired_at", "age", "sex") if c in st.manifest.columns]
+    keep = [c for c in ("ecg_id", "patient_id", "acquired_at", "age", "sex", "lead_warning")
+            if c in st.manifest.columns]
     table = st.manifest.iloc[rows][keep].reset_index(drop=True)
     table["input_note"] = [source.note(int(r)) for r in rows]
     positions = np.concatenate(kept) if kept else np.empty(0, np.int64)
