@@ -115,3 +115,20 @@ def test_onnx_metadata_decodes_the_raw_head_like_the_model(tmp_path):
     want = SPEC.decode(raw)
     np.testing.assert_allclose(rvef, want["rvef"], rtol=1e-6)
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), want["rv_dysfunction"], rtol=1e-6)
+
+
+def test_one_ecg_record_meets_the_contract_by_the_same_rules():
+    from ecgscope.contract import ecg_input
+    from ecgscope.ecg import ECG
+    from ecgscope.leads import INDEPENDENT_LEADS
+
+    rng = np.random.default_rng(2)
+    eight = ECG(rng.normal(0, 0.1, (8, 5000)), 500.0, INDEPENDENT_LEADS, ecg_id="eight-leads")
+    x = ecg_input(default_pipeline(100.0, 1000), eight)  # III, aVR, aVL, aVF derived, then 500 -> 100 Hz
+    assert x.shape == (12, 1000) and x.dtype == np.float32
+    with pytest.raises(ContractError, match=r"eight-leads.*holds 5 s, the model takes 10 s"):
+        ecg_input(default_pipeline(100.0, 1000), ECG(rng.normal(0, 0.1, (8, 2500)), 500.0, INDEPENDENT_LEADS,
+                                                     ecg_id="eight-leads"))
+    scored = ECG(rng.normal(0, 1, (12, 2500)), 250.0, ecg_id="echonext", meta={"normalized": True})
+    with pytest.raises(ContractError, match="z-score"):
+        ecg_input(default_pipeline(250.0, 2500), scored)

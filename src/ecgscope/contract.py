@@ -2,7 +2,8 @@
 
 The contract is the model directory's ``preprocess.json`` (:class:`ecgscope.signal.Pipeline`): rate, length,
 lead set and order, units and signal steps. ``predict``, ``finetune``, ``embed``, ``motion`` and ``export``
-take it from the model, never from the data, and read a store only through :class:`StoreInput`. The rules:
+take it from the model, never from the data, and read a store only through :class:`StoreInput` (one ECG
+record: :func:`ecg_input`). The rules:
 
 - **Units** must agree: a z-scored store cannot feed a model that takes mV (its amplitudes are gone), nor
   the reverse.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecgscope.ecg import ECG
 from ecgscope.errors import ContractError
 from ecgscope.signal.pipeline import Pipeline
 from ecgscope.store.layout import Store
@@ -102,6 +104,18 @@ class StoreInput:
             raise ContractError(f"{what}: {len(bad)} ECG(s) are shorter than the model's {self.pipeline.seconds:g} s "
                                 f"input (e.g. {', '.join(map(str, ids))}, {self.recorded_seconds[bad[0]]:.2f} s); "
                                 "drop them from the cohort, since zero padding would train the model on silence")
+
+
+def ecg_input(pipeline: Pipeline, ecg: ECG, model: str = "the model", allow_resample: bool = True) -> np.ndarray:
+    """One ECG record as ``pipeline``'s model takes it, (leads, samples) float32: the same rules as for a store
+    (a missing limb lead is derived from I and II first), and a record shorter than the model's input raises
+    ``ContractError`` rather than being zero-padded."""
+    units = "z-score" if ecg.meta.get("normalized") else "mV"
+    have = ecg if set(pipeline.leads) <= set(ecg.leads) else ecg.to_standard()
+    check_fits(pipeline, fs=have.fs, n_samples=have.n_samples, units=units, leads=tuple(have.leads),
+               what=f"ECG {ecg.ecg_id or ecg.source} ({have.fs:g} Hz x {have.n_samples} samples, {units})",
+               model=model, allow_resample=allow_resample)
+    return pipeline(have.signal[[list(have.leads).index(lead) for lead in pipeline.leads]], have.fs)
 
 
 def recorded_seconds(store: Store) -> np.ndarray:
