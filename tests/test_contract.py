@@ -52,6 +52,7 @@ def test_a_100_hz_model_reads_a_500_hz_store_resampled_to_its_own_rate(stores, t
 
 def test_a_z_scored_store_is_refused_by_an_mv_model_naming_both(echo_dir, tmp_path):
     ingest([echo_dir / "echonext"], tmp_path / "z", fs=250, units="z-score", workers=1, progress=False)
+    assert (Store(tmp_path / "z").manifest["lead_warning"] == "").all()  # no lead checks on normalised leads
     model = _model(tmp_path, default_pipeline(250.0, 2500))
     with pytest.raises(ContractError, match=r"input is in z-score, the model takes mV"):
         predict_store(model, tmp_path / "z", progress=False)

@@ -61,7 +61,8 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
         raise InvalidRecord(source.id, f"record is {have} but the store holds {config.units}; use a store "
                                        f"created with --units {'z-score' if normalized else 'mV'}")
     warnings = []
-    mislabelled = limb_identity_problem(ecg.signal, ecg.leads)
+    # a record normalised per lead (EchoNext) has lost the amplitudes the identities relate
+    mislabelled = None if normalized else limb_identity_problem(ecg.signal, ecg.leads)
     if mislabelled is not None and mislabelled.swapped is not None:
         raise InvalidRecord(source.id, mislabelled.reason)  # values in the wrong rows: storing them would mislead
     if mislabelled is not None:
