@@ -34,6 +34,7 @@ with the suspicion in the manifest's ``lead_warning`` column (a reading to check
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -110,12 +111,17 @@ def reverse_limb_electrodes(signal: np.ndarray, reversal: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _band(fs: float, low: float, high: float) -> np.ndarray:
+    """A second-order Butterworth band-pass (designing one costs more than filtering a record with it)."""
+    return butter(2, [low, min(high, 0.45 * fs)], btype="band", fs=fs, output="sos")
+
+
 def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, int] | None:
     """The median beat (12, samples) of a standard-order record, aligned on QRS peaks of the summed slope
     across leads, and the index of the alignment point; None when fewer than three beats are found."""
-    x = sosfiltfilt(butter(2, [0.5, 40.0], btype="band", fs=fs, output="sos"), signal, axis=-1)
-    slope = np.abs(np.diff(sosfiltfilt(butter(2, [8.0, 20.0], btype="band", fs=fs, output="sos"), signal,
-                                       axis=-1), axis=-1)).sum(0)
+    x = sosfiltfilt(_band(float(fs), 0.5, 40.0), signal, axis=-1)
+    slope = np.abs(np.diff(sosfiltfilt(_band(float(fs), 8.0, 20.0), signal, axis=-1), axis=-1)).sum(0)
     height = 0.35 * np.percentile(slope, 99.5)
     peaks, _ = find_peaks(slope, height=height, distance=int(0.3 * fs))
     before, after = int(0.35 * fs), int(0.4 * fs)
