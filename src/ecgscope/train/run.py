@@ -137,6 +137,8 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     spec = TaskSpec.from_targets({k: v[split == "train"] for k, v in values.items()}, cfg.data.regression,
                                  cfg.data.binary)
     encoded = spec.encode(values)
+    if init_from is not None:  # seeded first: building the saved architecture draws (then discarded) weights
+        L.seed_everything(cfg.train.seed, workers=True, verbose=False)
     pretrained = load_model(init_from) if init_from is not None else None
     # a fine-tuned model keeps the contract of the model it starts from: its weights learnt that input
     pipeline = pretrained.pipeline if pretrained is not None else default_pipeline(store.config.fs,
@@ -153,7 +155,6 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     quiet_lightning()
     architecture, kwargs, groups, extra = cfg.model.name, dict(cfg.model.kwargs), None, []
     if pretrained is not None:
-        L.seed_everything(seed, workers=True, verbose=False)
         model, architecture = pretrained.model, pretrained.info["architecture"]
         kwargs = {k: v for k, v in pretrained.info.get("model_kwargs", {}).items() if k != "num_outputs"}
         model.reset_head(spec.n_outputs)
