@@ -111,3 +111,13 @@ def test_a_lone_mat_file_says_it_needs_its_header(tmp_path):
     ingest([tmp_path / "E07500.mat"], tmp_path / "store", workers=1, progress=False)
     reason = Store(tmp_path / "store").quarantine["reason"].iloc[0]
     assert "E07500.mat" in reason and "E07500.hea" in reason
+
+
+def test_real_records_keep_the_identities_except_ludbs_which_no_swap_explains():
+    paths = sorted((SHARED_DATA / "cinc2021").glob("*.hea")) + [SHARED_DATA / "ptbdb" / "s0010_re.hea"]
+    for path in paths:
+        ecg = io.load(next(io.discover(path)))
+        assert limb_identity_problem(ecg.signal, ecg.leads) is None, path.name  # nothing real is quarantined
+    ludb = io.load(next(io.discover(SHARED_DATA / "ludb" / "1.hea")))
+    problem = limb_identity_problem(ludb.signal, ludb.leads)
+    assert problem is not None and problem.swapped is None  # stored with a warning, not quarantined

@@ -66,7 +66,7 @@ class StoreInput:
     """The records of ``store`` as ``pipeline``'s model takes them: (leads, samples) float32 per row.
 
     Raises ``ContractError`` at construction when the store cannot be made to fit; :attr:`short` marks the
-    rows too short to use (see the module's rules) and :meth:`note` says why for one row.
+    rows too short to use (see the module's rules) and :meth:`notes` says why.
     """
 
     def __init__(self, pipeline: Pipeline, store: Store, model: str = "the model", allow_resample: bool = True):
@@ -88,12 +88,11 @@ class StoreInput:
         raw = np.stack([self.store.read(int(r))[self.lead_index] for r in rows])
         return self.pipeline(raw, self.store.config.fs)
 
-    def note(self, row: int) -> str:
-        """``"ok"``, or why row ``row`` is not given to the model."""
-        if not self.short[row]:
-            return OK
-        return (f"short record: {self.recorded_seconds[row]:.2f} s recorded, the model takes "
-                f"{self.pipeline.seconds:g} s (not zero-padded)")
+    def notes(self, rows) -> list[str]:
+        """Per row, ``"ok"`` or why it is not given to the model (the ``input_note`` column)."""
+        return [OK if not self.short[row] else
+                f"short record: {self.recorded_seconds[row]:.2f} s recorded, the model takes "
+                f"{self.pipeline.seconds:g} s (not zero-padded)" for row in np.asarray(rows, dtype=np.int64)]
 
     def refuse_short(self, rows, what: str) -> None:
         """Raise ``ContractError`` when any of ``rows`` is short (training must not learn from padding)."""
@@ -131,7 +130,7 @@ def recorded_seconds(store: Store) -> np.ndarray:
 def usable_batches(source: StoreInput, rows: np.ndarray, batch_size: int):
     """Yield ``(positions, batch)`` over the rows that are not short: ``positions`` index into ``rows``, and
     ``batch`` is (n, leads, samples) float32 through the contract. Short rows are left out (callers give them
-    no value and say why with :meth:`StoreInput.note`)."""
+    no value and say why with :meth:`StoreInput.notes`)."""
     rows = np.asarray(rows, dtype=np.int64)
     usable = np.flatnonzero(~source.short[rows])
     for start in range(0, len(usable), batch_size):

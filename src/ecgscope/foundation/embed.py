@@ -68,14 +68,15 @@ def save_ecgfounder(checkpoint: str | Path, out: str | Path) -> Path:
 
 def embed_batches(encoder: Encoder, signals, fs: float) -> np.ndarray:
     """Embeddings (n, dim) of an iterable of signal batches (batch, leads, samples) sampled at ``fs``."""
-    model = encoder.model.eval()
-    device = next(model.parameters()).device
-    out = []
-    with torch.no_grad():
-        for batch in signals:
-            x = torch.from_numpy(encoder.pipeline(np.asarray(batch), fs)).to(device)
-            out.append(model.forward_features(x).float().cpu().numpy())
+    out = [_features(encoder.model, encoder.pipeline(np.asarray(batch), fs)) for batch in signals]
     return np.concatenate(out) if out else np.empty((0, encoder.dim), np.float32)
+
+
+def _features(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The pooled features (n, dim) of signals already through the encoder's pipeline, on its device."""
+    model.eval()
+    with torch.no_grad():
+        return model.forward_features(torch.from_numpy(x).to(next(model.parameters()).device)).float().cpu().numpy()
 
 
 def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, rows: np.ndarray | None = None,
@@ -87,20 +88,19 @@ def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, ro
     st = store if isinstance(store, Store) else Store(store)
     source = StoreInput(encoder.pipeline, st, model=encoder.name)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows, dtype=np.int64)
-    model = encoder.model.to(inference_device()).eval()
+    encoder.model.to(inference_device())
     ids = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
-    ids["input_note"] = [source.note(int(r)) for r in rows]
+    ids["input_note"] = source.notes(rows)
     names = [f"emb_{i}" for i in range(encoder.dim)]
     schema = pa.schema([("ecg_id", pa.string()), ("patient_id", pa.string()), ("input_note", pa.string())]
                        + [(n, pa.float32()) for n in names])
-    with (atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar,
-          torch.no_grad()):
+    with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar:
         task = bar.add_task(f"embedding with {encoder.name}", total=len(rows))
         for start in range(0, len(rows), batch_size):  # streamed: memory stays one batch whatever the store
             chunk = rows[start:start + batch_size]
             vectors = np.full((len(chunk), encoder.dim), np.nan, np.float32)
             for positions, x in usable_batches(source, chunk, batch_size):
-                vectors[positions] = model.forward_features(torch.from_numpy(x).to(inference_device())).float().cpu()
+                vectors[positions] = _features(encoder.model, x)
             part = ids.iloc[start:start + len(chunk)].reset_index(drop=True)
             table = pd.concat([part, pd.DataFrame(vectors, columns=names)], axis=1)
             writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))

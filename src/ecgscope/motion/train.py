@@ -216,13 +216,14 @@ def load_generator(path: str | Path) -> LoadedGenerator:
 
 
 def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, batch_size: int = 128,
-                     progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     progress: bool = True, source: StoreInput | None = None) -> tuple[np.ndarray, np.ndarray,
+                                                                                      np.ndarray]:
     """Generated velocity (n, T) cm/s, displacement (n, T) mm and RR (n,) ms for ``rows`` of ``store``
     (the noise is set to zero: the generator's central cycle for each ECG); NaN for records too short for
-    the generator's input contract."""
+    the generator's input contract (``source``: the store already seen through it, if the caller has one)."""
     model = loaded.generator.eval()
     device = next(model.parameters()).device
-    source = StoreInput(loaded.pipeline, store, model="the motion generator")
+    source = source or StoreInput(loaded.pipeline, store, model="the motion generator")
     rows = np.asarray(rows, dtype=np.int64)
     n = loaded.generator.n_points
     velocity, displacement = np.full((len(rows), n), np.nan, np.float32), np.full((len(rows), n), np.nan, np.float32)
@@ -248,10 +249,10 @@ def generate_motion(model_dir: str | Path, store: str | Path, out: str | Path, r
 
     loaded, st = load_generator(model_dir), Store(store)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows)
-    velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress)
-    table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
     source = StoreInput(loaded.pipeline, st, model=str(model_dir))
-    table["input_note"] = [source.note(int(r)) for r in rows]
+    velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress, source=source)
+    table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
+    table["input_note"] = source.notes(rows)
     table["rr_ms"] = rr_ms
     features = motion_features(velocity, displacement, rr_ms)
     arrow = pa.Table.from_pandas(pd.concat([table, features], axis=1), preserve_index=False)

@@ -7,12 +7,12 @@ A 12-lead machine records I and II and computes III, aVR, aVL and aVF from them,
 derived leads, Einthoven's and Goldberger's identities hold to rounding:
 III = II - I, aVR = -(I + II) / 2, aVL = I - II / 2, aVF = II - I / 2. :func:`limb_identity_problem` measures
 each identity's residual (RMS of its 95 % smallest samples, so a pacing spike does not count, relative to the
-RMS of I and II; under 2.5 % on every real record in
-``../shared/data`` but one) and calls the record mislabelled when one exceeds :data:`IDENTITY_TOLERANCE`; it
+RMS of I and II; every real record in ``../shared/data`` but LUDB's stays within the tolerance, which a test
+checks) and calls the record mislabelled when one exceeds :data:`IDENTITY_TOLERANCE`; it
 then tries every swap of two limb-lead labels and names the pair whose swap makes all four identities hold.
 Ingest quarantines a record one swap explains (its numbers are in the wrong rows; ``--input-leads`` declares
 the real order) and stores, with a ``lead_warning``, one that no swap explains (per-lead gains or a device
-that records the leads separately: LUDB's record 1 is off by up to 15 %).
+that records the leads separately, as LUDB's record 1 does).
 
 **Reversed limb electrodes** (in the clinic). The identities still hold, since the machine derived the leads
 from what it recorded, so the check reads the morphology of the median beat instead (:func:`limb_reversal`):

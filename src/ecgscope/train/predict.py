@@ -42,7 +42,7 @@ def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.nda
     keep = [c for c in ("ecg_id", "patient_id", "acquired_at", "age", "sex", "lead_warning")
             if c in st.manifest.columns]
     table = st.manifest.iloc[rows][keep].reset_index(drop=True)
-    table["input_note"] = [source.note(int(r)) for r in rows]
+    table["input_note"] = source.notes(rows)
     positions = np.concatenate(kept) if kept else np.empty(0, np.int64)
     for name, values in decoded.items():
         column = np.full(len(rows), np.nan)
