@@ -51,7 +51,7 @@ def reversal_rows(n: int, share: float, seed: int, work: Path) -> list[dict]:
         files = write_cohort(cohort, work / preset, formats=("wfdb",), progress=False)
         truth = cohort.ecgs[["ecg_id", "electrode_reversal"]].assign(ecg_id=lambda t: t["ecg_id"].astype(str))
         for fs in (500, 100):
-            ingest([files / "wfdb"], work / f"{preset}_{fs}", fs=fs, rate=fs, progress=False)
+            ingest([files / "wfdb"], work / f"{preset}_{fs}", fs=fs, rate=fs, identifiers="keep", progress=False)
             manifest = Store(work / f"{preset}_{fs}").manifest
             table = manifest[["ecg_id", "lead_warning"]].merge(truth, on="ecg_id")
             table["flagged"] = _flagged(table["lead_warning"])
@@ -87,7 +87,7 @@ def swap_rows(n: int, seed: int, work: Path) -> list[dict]:
         lines = header.read_text().splitlines()
         lines = [line.replace(" aVL", " _TMP_").replace(" aVF", " aVL").replace(" _TMP_", " aVF") for line in lines]
         header.write_text("\n".join(lines) + "\n")
-    ingest([files / "wfdb"], work / "swap_store", fs=500, rate=500, progress=False)
+    ingest([files / "wfdb"], work / "swap_store", fs=500, rate=500, identifiers="keep", progress=False)
     store = Store(work / "swap_store")
     caught = store.quarantine["reason"].str.contains("swapping aVL and aVF").sum() if len(store.quarantine) else 0
     row = {"data": "simulated hospital, aVL/aVF labels exchanged", "records": len(cohort),

@@ -124,7 +124,7 @@ def main() -> None:
                              progress=False)
         setups = {DEFAULT_MODEL: (100, default_pipeline(100.0, 1000)), "net1d_ecgfounder": (500, ECGFOUNDER_PIPELINE)}
         for model, (fs, pipeline) in setups.items():
-            ingest([files / "wfdb"], Path(tmp) / f"store{fs}", fs=fs, rate=fs, progress=False)
+            ingest([files / "wfdb"], Path(tmp) / f"store{fs}", fs=fs, rate=fs, identifiers="keep", progress=False)
             source = StoreInput(pipeline, Store(Path(tmp) / f"store{fs}"), model=model)
             step = step_rate(model, (len(pipeline.leads), pipeline.n_samples), args.batch_size, args.steps)
             rows.append({"device": device, "model": model, "stage": "training step", "workers": "-",

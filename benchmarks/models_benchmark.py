@@ -186,7 +186,7 @@ def _cohort(work: Path, n: int, seed: int = 11,
     sim, store_dir = work / "sim", work / "store"
     if not (store_dir / "manifest.parquet").exists():
         write_cohort(simulate_cohort("ukb", n=n, seed=seed), sim, formats=("wfdb",), overwrite=True, progress=True)
-        ingest([sim / "wfdb"], store_dir, fs=100, rate=100, progress=True)
+        ingest([sim / "wfdb"], store_dir, fs=100, rate=100, identifiers="keep", progress=True)
     store = Store(store_dir)
     pairs = derive_labels(link_imaging(store.manifest, sim / "measurements" / "mri.parquet"), PHENOTYPES)
     split = patient_split(pairs, (0.7, 0.1, 0.2), stratify="rv_dysfunction", seed=0).to_numpy() if split else None

@@ -45,7 +45,7 @@ def main() -> None:
         root = args.work or Path(tmp)
         sim = write_cohort(simulate_cohort("hospital", n=160, seed=4), root / "sim", formats=("wfdb",),
                            progress=False)
-        ingest([sim / "wfdb"], root / "store", fs=100, rate=100, progress=False)
+        ingest([sim / "wfdb"], root / "store", fs=100, rate=100, identifiers="keep", progress=False)
         pairs = derive_labels(link_imaging(Store(root / "store").manifest, sim / "measurements" / "mri.parquet",
                                            days_before=90, days_after=90), ["rv_dysfunction"])
         pairs["split"] = patient_split(pairs, (0.6, 0.2, 0.2), seed=0)

@@ -107,10 +107,10 @@ def build(root: Path) -> dict[Path, str]:
     cases[path] = "no WaveformSequence"
     (root / "notes.txt").write_text("not an ECG")
     cases[root / "notes.txt"] = "unknown ECG format"
-    # duplicate record id: the same record name in two folders
+    # the same ECG exported twice (here: the same record in two folders) is stored once
     for folder in ("dup_a", "dup_b"):
         _wfdb(root / folder, "rec42", uv / 1000, names, units="mV")
-    cases[root / "dup_b" / "rec42.hea"] = "duplicate record id rec42"
+    cases[root / "dup_b" / "rec42.hea"] = "duplicate: the same signal is already stored from"
     shutil.copy(SHARED_DATA / "ludb" / "1.hea", root / "good.hea")
     shutil.copy(SHARED_DATA / "ludb" / "1.dat", root / "1.dat")
     return cases

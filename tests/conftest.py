@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,11 @@ from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def pytest_configure(config):
+    """Every ingest in the tests pseudonymizes with a throw-away key, never the user's own."""
+    os.environ["ECGSCOPE_PSEUDONYM_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="ecgscope-key-")) / "key")
 
 
 @pytest.fixture(scope="session")

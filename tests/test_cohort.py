@@ -97,7 +97,7 @@ def test_learning_curve_keeps_n_training_patients_and_leaves_val_and_test():
 
 
 def test_cohort_build_on_a_simulated_cohort(tmp_path, hospital_dir, hospital_cohort):
-    ingest([hospital_dir / "wfdb"], tmp_path / "store", workers=1, progress=False)
+    ingest([hospital_dir / "wfdb"], tmp_path / "store", workers=1, identifiers="keep", progress=False)
     out = tmp_path / "cohort.parquet"
     result = CliRunner().invoke(app, [
         "cohort", "build", "--store", str(tmp_path / "store"),

@@ -32,7 +32,7 @@ def _model(tmp_path, pipeline, name="model"):
 def stores(tmp_path_factory, hospital_dir):
     root = tmp_path_factory.mktemp("contract")
     for fs in (100, 500):
-        ingest([hospital_dir / "wfdb"], root / f"mv{fs}", fs=fs, rate=fs, workers=1, progress=False)
+        ingest([hospital_dir / "wfdb"], root / f"mv{fs}", fs=fs, rate=fs, workers=1, identifiers="keep", progress=False)
     return root
 
 
@@ -72,7 +72,7 @@ def test_a_short_record_gets_no_prediction_and_says_why(tmp_path):
     np.save(tmp_path / "full.npy", rng.normal(0, 0.1, (12, 5000)).astype(np.float32))
     np.save(tmp_path / "five_seconds.npy", rng.normal(0, 0.1, (12, 2500)).astype(np.float32))
     ingest([tmp_path / "full.npy", tmp_path / "five_seconds.npy"], tmp_path / "store", fs=500, workers=1,
-           progress=False, input_fs=500, input_units="mV")
+           identifiers="keep", progress=False, input_fs=500, input_units="mV")
     table = predict_store(_model(tmp_path, default_pipeline(500.0, 5000)), tmp_path / "store", progress=False)
     short = table[table["ecg_id"] == "five_seconds"].iloc[0]
     full = table[table["ecg_id"] == "full"].iloc[0]

@@ -46,7 +46,7 @@ def test_reversals_in_a_simulated_cohort_are_flagged_at_ingest_against_the_truth
 
     cohort = simulate_cohort("ukb", n=60, seed=5, electrode_reversal=0.5)
     files = write_cohort(cohort, tmp_path / "sim", formats=("wfdb",), progress=False, workers=1)
-    ingest([files / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, progress=False)
+    ingest([files / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, identifiers="keep", progress=False)
     table = Store(tmp_path / "store").manifest.merge(
         cohort.ecgs[["ecg_id", "electrode_reversal"]].astype({"ecg_id": str}), on="ecg_id")
     flagged = table["lead_warning"].str.extract(r"possible (\S+) limb", expand=False).fillna("none")

@@ -37,7 +37,7 @@ def test_features_recover_the_simulated_tissue_doppler_peaks(hospital_cohort):
 
 
 def test_motion_gan_trains_saves_generates_and_refuses_tampered_weights(tmp_path, hospital_dir):
-    ingest([hospital_dir / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, progress=False)
+    ingest([hospital_dir / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, identifiers="keep", progress=False)
     manifest = Store(tmp_path / "store").manifest
     cohort = pd.DataFrame({"ecg_row": manifest["row"], "patient_id": manifest["patient_id"].astype(str),
                            "split": np.resize(["train", "train", "train", "val", "test"], len(manifest))})
@@ -103,7 +103,7 @@ def test_a_pretrained_encoder_starts_the_generator_with_its_own_contract(tmp_pat
     from ecgscope.signal import Pipeline
     from ecgscope.train import TaskSpec, save_model
 
-    ingest([hospital_dir / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, progress=False)
+    ingest([hospital_dir / "wfdb"], tmp_path / "store", fs=100, rate=100, workers=1, identifiers="keep", progress=False)
     manifest = Store(tmp_path / "store").manifest
     cohort = pd.DataFrame({"ecg_row": manifest["row"], "patient_id": manifest["patient_id"].astype(str),
                            "split": np.resize(["train", "train", "val", "test"], len(manifest))})

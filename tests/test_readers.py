@@ -179,9 +179,10 @@ def test_a_ptbxl_layout_without_its_database_stores_each_ecg_once_from_the_close
     shutil.copytree(hospital_dir / "wfdb", root, ignore=shutil.ignore_patterns("ptbxl_database.csv"))
     n = len(list((root / "records500").rglob("*.hea")))
     assert n == len(list((root / "records100").rglob("*.hea"))) > 0
-    ingest([root], tmp_path / "low", fs=100, workers=1, progress=False)
+    report = ingest([root], tmp_path / "low", fs=100, workers=1, identifiers="keep", progress=False)
     low = Store(tmp_path / "low").manifest
     assert len(low) == n and low["ecg_id"].str.endswith("_lr").all() and (low["original_fs"] == 100).all()
+    assert len(report.not_ecg) == n  # the other tree's copies are accounted for, not silently dropped
     ingest([root], tmp_path / "high", fs=250, workers=1, progress=False)
     assert (Store(tmp_path / "high").manifest["original_fs"] == 500).all()
 

@@ -40,7 +40,8 @@ def test_every_broken_input_is_quarantined_with_its_reason_and_the_rest_is_store
     root, cases = corpus
     assert len(cases) >= 15
     inputs = [root / g for g in broken_corpus.GOOD] + list(cases)
-    report = ingest(inputs, tmp_path / "store", workers=2, progress=False, input_fs=500, input_units="mV")
+    report = ingest(inputs, tmp_path / "store", workers=2, progress=False, input_fs=500, input_units="mV",
+                    identifiers="keep")
     store = Store(tmp_path / "store")
     for path, words in cases.items():
         reason = _reason(store.quarantine, path)
@@ -111,18 +112,18 @@ def test_crash_between_waveform_and_manifest_resumes_to_the_same_store(tmp_path,
     src = [SHARED_DATA / "cinc2021"]
     ingest(src, tmp_path / "clean", workers=1, part_size=4, progress=False)
     calls = {"n": 0}
-    real_write = ingest_module.write_parquet
+    real_write = ingest_module._write_typed
 
-    def crash_on_third_manifest(table, path):
+    def crash_on_third_manifest(table, schema, path):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("killed")  # the waveform part of batch 3 is already on disk
-        return real_write(table, path)
+        return real_write(table, schema, path)
 
-    monkeypatch.setattr(ingest_module, "write_parquet", crash_on_third_manifest)
+    monkeypatch.setattr(ingest_module, "_write_typed", crash_on_third_manifest)
     with pytest.raises(KeyboardInterrupt):
         ingest(src, tmp_path / "crashed", workers=1, part_size=4, progress=False)
-    monkeypatch.setattr(ingest_module, "write_parquet", real_write)
+    monkeypatch.setattr(ingest_module, "_write_typed", real_write)
     assert len(Store(tmp_path / "crashed")) == 8  # two committed batches visible, the third not
     assert (tmp_path / "crashed" / "waveforms" / "part-000003.h5").exists()  # its orphan waveform part
     ingest(src, tmp_path / "crashed", workers=1, part_size=4, progress=False)

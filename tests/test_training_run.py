@@ -26,7 +26,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     sim = write_cohort(simulate_cohort("hospital", n=90, seed=4), root / "sim", formats=("wfdb",), progress=False,
                        workers=1)
-    ingest([sim / "wfdb"], root / "store", fs=100, rate=100, workers=1, progress=False)
+    ingest([sim / "wfdb"], root / "store", fs=100, rate=100, workers=1, identifiers="keep", progress=False)
     store = Store(root / "store")
     pairs = derive_labels(link_imaging(store.manifest, sim / "measurements" / "mri.parquet", days_before=90,
                                        days_after=90), ["rv_dysfunction"])

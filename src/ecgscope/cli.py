@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -39,9 +44,52 @@ def headline_table(study_json: Path) -> Table:
     return table
 
 
-def _fail(exc: Exception) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+def _fail(exc: Exception | str) -> None:
+    """One line on what went wrong, exit status 2 (no traceback: the message says what to do)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        exc = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
     raise typer.Exit(code=2)
+
+
+def _require(ok: bool, message: str) -> None:
+    """Refuse an argument at the boundary with a one-line error (exit 2)."""
+    if not ok:
+        _fail(message)
+
+
+def _finite(value: float | None, name: str, low: float, high: float) -> None:
+    """Refuse ``value`` unless it is a finite number in [low, high] (None: not given)."""
+    if value is not None:
+        _require(math.isfinite(value) and low <= value <= high, f"{name} must be a number from {low:g} to {high:g}, "
+                                                                 f"not {value:g}")
+
+
+def _writable_target(path: Path, name: str, folder: bool) -> None:
+    """Refuse an output path that cannot be written: a file where a folder is wanted (or the reverse), or a
+    location this user may not write."""
+    if path.exists():
+        _require(path.is_dir() == folder, f"{name} {path} is a {'file' if folder else 'folder'}, not a "
+                                          f"{'folder' if folder else 'file'}")
+    parent = path if path.exists() and folder else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    _require(parent.is_dir() and os.access(parent, os.W_OK | os.X_OK), f"{name} {path}: {parent} is not writable")
+
+
+@contextmanager
+def _removed_on_failure(*paths: Path | None) -> Iterator[None]:
+    """Remove the outputs a failed command created (those that did not exist before it ran)."""
+    fresh = [p for p in paths if p is not None and not p.exists()]
+    try:
+        yield
+    except BaseException:
+        for path in fresh:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        raise
 
 
 @app.command()
@@ -75,11 +123,17 @@ def simulate(
     from ecgscope.simulate import simulate_cohort
     from ecgscope.simulate.export import write_cohort
 
+    _require(n is None or 1 <= n <= 10_000_000, f"--n must be from 1 to 10,000,000, not {n}")
+    _finite(fs, "--fs", 50, 20_000)
+    _finite(duration, "--duration", 1, 600)
+    _finite(snr, "--snr", -20, 80)
+    _finite(electrode_reversal, "--electrode-reversal", 0, 1)
+    _writable_target(out, "--out", folder=True)
     try:
         cohort = simulate_cohort(preset, n=n, seed=seed, fs=fs, duration_s=duration, snr_db=snr,
                                  electrode_reversal=electrode_reversal)
         path = write_cohort(cohort, out, formats=tuple(fmt) if fmt else None, overwrite=overwrite)
-    except (EcgscopeError, ValueError, FileExistsError) as exc:
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] {len(cohort.patients):,} subjects, {len(cohort):,} ECGs "
                   f"({preset}, seed {seed}) to [bold]{path}[/]")
@@ -164,14 +218,14 @@ EXIT_SOME_REJECTED = 3
 
 @app.command()
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="files or dataset folders (PTB-XL, CODE-15%, ...)")],
+    sources: Annotated[list[Path], typer.Argument(help="files or folders (any mix of formats) to read")],
     store: Annotated[Path, typer.Option(help="store directory (created if missing)")],
     fs: Annotated[float, typer.Option(help="store sampling rate, Hz")] = 500.0,
     seconds: Annotated[float, typer.Option(help="store record length, s (longer cropped, shorter padded)")] = 10.0,
     units: Annotated[str, typer.Option(help="mV, or z-score for already normalised data (EchoNext)")] = "mV",
     dtype: Annotated[str, typer.Option(help="storage: float16 (compact, fast) or float32 (exact)")] = "float16",
     fmt: Annotated[str | None, typer.Option("--format", help="skip detection and read as this format")] = None,
-    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)")] = None,
+    workers: Annotated[int | None, typer.Option(help="processes (default: all cores)", min=1, max=512)] = None,
     input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
     input_units: Annotated[str | None, typer.Option(help="units of CSV / .npy inputs: mV, uV or V")] = None,
     input_leads: Annotated[str | None, typer.Option(help="lead order of .npy rows (or CSV columns), comma-"
@@ -179,22 +233,76 @@ def ingest(
                                                           ".npy default: the standard order")] = None,
     rate: Annotated[int | None, typer.Option(help="PTB-XL tree to read: 500 or 100 Hz (default: the tree "
                                                   "closest to --fs)")] = None,
+    keep_identifiers: Annotated[bool, typer.Option(help="keep patient and record ids as read (only where the "
+                                                        "site may); default: keyed pseudonyms")] = False,
+    shift_dates: Annotated[bool, typer.Option(help="shift each patient's dates by a keyed offset (up to a "
+                                                   "year either way)")] = False,
+    pseudonym_key: Annotated[Path | None, typer.Option(help="the site's key file (default: "
+                                                            "$ECGSCOPE_PSEUDONYM_KEY_FILE or "
+                                                            "~/.config/ecgscope/pseudonym.key, made if missing); "
+                                                            "keep it outside the store")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list the files that are not ECGs")] = False,
 ) -> None:
-    """Read ECGs from files and dataset folders into a store; broken inputs go to its quarantine.
+    """Read ECGs from files and folders into a store; broken inputs go to its quarantine with their reason.
+
+    Every file under the given paths ends stored, already stored, quarantined, or counted as not an ECG.
+    Patient and record ids are stored as keyed pseudonyms unless --keep-identifiers.
 
     Exit status: 0 all stored, 3 some inputs rejected (the rest stored), 2 nothing could be done.
     """
     from ecgscope.store import ingest as run_ingest
 
+    _finite(fs, "--fs", 50, 20_000)
+    _finite(seconds, "--seconds", 1, 3600)
+    _finite(input_fs, "--input-fs", 50, 20_000)
+    from ecgscope.io import input_exists
+
+    missing = [str(p) for p in sources if not input_exists(p)]
+    _require(len(missing) < len(sources), f"nothing to ingest: {', '.join(missing[:3])} not found")
+    _writable_target(store, "--store", folder=True)
     try:
         report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, dtype=dtype, format=fmt,
                             workers=workers, input_fs=input_fs, input_units=input_units,
-                            input_leads=tuple(input_leads.split(",")) if input_leads else None, rate=rate)
-    except (EcgscopeError, ValueError) as exc:
+                            input_leads=tuple(input_leads.split(",")) if input_leads else None, rate=rate,
+                            identifiers="keep" if keep_identifiers else "pseudonymize", shift_dates=shift_dates,
+                            pseudonym_key=pseudonym_key)
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
-    console.print(("[yellow]" if report.rejected else "[green]") + report.summary + "[/]")
+    console.print(("[yellow]" if report.rejected else "[green]") + report.summary + "[/]", soft_wrap=True)
+    if verbose:
+        for path, what in report.not_ecg:
+            console.print(f"  not an ECG: {path} ({what})", soft_wrap=True, markup=False)
+    elif report.not_ecg:
+        console.print("(--verbose lists the files that are not ECGs)")
+    if report.nothing_done:
+        _fail("nothing was stored: " + ("every input was rejected (see the quarantine)" if report.rejected
+                                        else "no ECG file among the inputs"))
     if report.rejected:
         raise typer.Exit(code=EXIT_SOME_REJECTED)
+
+
+@app.command()
+def pseudonymize(
+    table: Annotated[Path, typer.Argument(help="a site table (CSV or Parquet) with patient_id: imaging, outcomes")],
+    store: Annotated[Path, typer.Option(help="the store whose pseudonyms (and date shifts) to apply")],
+    out: Annotated[Path, typer.Option(help="output table (.parquet or .csv)")],
+    pseudonym_key: Annotated[Path | None, typer.Option(help="the key the store was made with")] = None,
+) -> None:
+    """Map a table's patient ids (and dates) as ingest mapped the store's, so it links to the store."""
+    from ecgscope.cohort import load_table
+    from ecgscope.io import write_parquet, write_text
+    from ecgscope.store import Store
+
+    _writable_target(out, "--out", folder=False)
+    try:
+        mapped = Store(store).site_table(load_table(table), pseudonym_key)
+    except (EcgscopeError, ValueError, OSError, KeyError) as exc:
+        _fail(exc)
+    if out.suffix.lower() == ".csv":
+        write_text(out, mapped.to_csv(index=False))
+    else:
+        write_parquet(mapped, out)
+    console.print(f"[green]wrote[/] {len(mapped):,} rows with pseudonymous patient ids to [bold]{out}[/]")
 
 
 store_app = typer.Typer(help="Inspect a store.", no_args_is_help=True)
@@ -239,23 +347,33 @@ def cohort_build(
     stratify: Annotated[str | None, typer.Option(help="label to balance across splits")] = None,
     split: Annotated[str, typer.Option(help="train,val,test fractions")] = "0.7,0.1,0.2",
     seed: Annotated[int, typer.Option(help="random seed of the split")] = 0,
+    pseudonym_key: Annotated[Path | None, typer.Option(help="the key a pseudonymized store was made with "
+                                                            "(default: as ingest)")] = None,
 ) -> None:
-    """Pair each imaging study with its nearest ECG in the window, add outcomes and labels, split by patient."""
+    """Pair each imaging study with its nearest ECG in the window, add outcomes and labels, split by patient.
+
+    The imaging and outcome tables carry the site's own patient ids: for a pseudonymized store they are
+    mapped with the same key (and date shift) first."""
     from ecgscope.cohort import (
         Phenogroups,
         add_diastolic_labels,
         derive_labels,
         link_imaging,
+        load_table,
         patient_split,
         time_to_event,
     )
     from ecgscope.io import write_parquet
     from ecgscope.store import Store
 
+    _writable_target(out, "--out", folder=False)
     try:
-        table = link_imaging(Store(store).manifest, imaging, days_before=days_before, days_after=days_after)
+        st = Store(store)
+        # a pseudonymized store links only to tables mapped with its key
+        table = link_imaging(st.manifest, st.site_table(load_table(imaging), pseudonym_key),
+                             days_before=days_before, days_after=days_after)
         if outcomes is not None:
-            table = time_to_event(table, outcomes)
+            table = time_to_event(table, st.site_table(load_table(outcomes), pseudonym_key))
         table = derive_labels(table, list(label or []))
         if diastolic:
             table = add_diastolic_labels(table)
@@ -312,7 +430,7 @@ def train(
 
     try:
         model_dir = train_model(load_config(config), resume=resume)
-    except (EcgscopeError, ValueError) as exc:
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     metrics = json.loads((model_dir.parent / "test_metrics.json").read_text())
     for name, value in metrics.items():
@@ -332,7 +450,7 @@ def finetune(
 
     try:
         model_dir = train_model(load_config(config), resume=resume, init_from=from_model)
-    except (EcgscopeError, ValueError) as exc:
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     for name, value in json.loads((model_dir.parent / "test_metrics.json").read_text()).items():
         console.print(f"  {name:32s} {value:.3f}")
@@ -349,11 +467,12 @@ def predict(
     from ecgscope.io import write_parquet
     from ecgscope.train.predict import predict_store
 
+    _writable_target(out, "--out", folder=False)
     try:
         table = predict_store(model, store)
-    except EcgscopeError as exc:
+        write_parquet(table, out)
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
-    write_parquet(table, out)
     console.print(f"[green]wrote[/] {len(table):,} predictions ({', '.join(table.columns[2:])}) to [bold]{out}[/]")
 
 
@@ -377,7 +496,7 @@ def pretrain(
     try:
         model_dir = pretrain_encoder(store, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                      view_s=view_s, seed=seed, num_workers=num_workers, resume=resume)
-    except (EcgscopeError, ValueError) as exc:
+    except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]encoder:[/] {model_dir}  (embed with `ecgscope embed {model_dir} --store ...`)")
 
@@ -597,24 +716,26 @@ def evaluate(
     from ecgscope.evaluate import age_bands as bands
     from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation, scored_rows
 
-    try:
-        frame = prediction_frame(load_table(predictions), load_table(labels) if labels else None, target)
-        frame, thresholds, said = scored_rows(frame, split, operating_point,
-                                              json.loads((model / "model.json").read_text()) if model else None)
-        console.print(said)
-        groups = list(subgroup or [])
-        if age_bands and "age" in frame.columns and frame["age"].notna().any():
-            frame["age_band"] = bands(frame["age"])
-            groups.append("age_band")
-        missing = [g for g in groups if g not in frame.columns]
-        if missing:
-            raise ValueError(f"subgroup column(s) {missing} not found; columns: {list(frame.columns)}")
-        base = prediction_frame(load_table(baseline), load_table(labels) if labels else None, target) \
-            if baseline else None
-        metrics = run_evaluation(frame, out, subgroups=groups, baseline=base, operating_point=operating_point,
-                                 thresholds=thresholds, n_boot=n_boot, title=title)
-    except (EcgscopeError, OSError, ValueError, KeyError) as exc:
-        _fail(exc)
+    _writable_target(out, "--out", folder=True)
+    with _removed_on_failure(out):
+        try:
+            frame = prediction_frame(load_table(predictions), load_table(labels) if labels else None, target)
+            frame, thresholds, said = scored_rows(frame, split, operating_point,
+                                                  json.loads((model / "model.json").read_text()) if model else None)
+            console.print(said)
+            groups = list(subgroup or [])
+            if age_bands and "age" in frame.columns and frame["age"].notna().any():
+                frame["age_band"] = bands(frame["age"])
+                groups.append("age_band")
+            missing = [g for g in groups if g not in frame.columns]
+            if missing:
+                raise ValueError(f"subgroup column(s) {missing} not found; columns: {list(frame.columns)}")
+            base = prediction_frame(load_table(baseline), load_table(labels) if labels else None, target) \
+                if baseline else None
+            metrics = run_evaluation(frame, out, subgroups=groups, baseline=base, operating_point=operating_point,
+                                     thresholds=thresholds, n_boot=n_boot, title=title)
+        except (EcgscopeError, OSError, ValueError, KeyError) as exc:
+            _fail(exc)
     overall = metrics[(metrics.subgroup == "all") & metrics.metric.isin(["AUROC", "MAE", "R2", "Brier"])]
     table = Table("target", "metric", "estimate [95% CI]", "n", title="Overall (patient-bootstrap CIs)")
     for r in overall.itertuples():
@@ -643,14 +764,16 @@ def survival(
     from ecgscope.cohort import load_table
     from ecgscope.survival.analysis import run_survival, survival_frame
 
-    try:
-        frame = survival_frame(load_table(predictions), outcomes)
-        summary = run_survival(frame, out, predictor, per=per, covariates=list(covariate or []),
-                               higher_is_riskier=not lower_is_riskier, thresholds=threshold,
-                               quantiles=None if threshold else quantile, horizon=horizon,
-                               cause=cause, title=title)
-    except (EcgscopeError, OSError, ValueError, KeyError) as exc:
-        _fail(exc)
+    _writable_target(out, "--out", folder=True)
+    with _removed_on_failure(out):
+        try:
+            frame = survival_frame(load_table(predictions), outcomes)
+            summary = run_survival(frame, out, predictor, per=per, covariates=list(covariate or []),
+                                   higher_is_riskier=not lower_is_riskier, thresholds=threshold,
+                                   quantiles=None if threshold else quantile, horizon=horizon,
+                                   cause=cause, title=title)
+        except (EcgscopeError, OSError, ValueError, KeyError) as exc:
+            _fail(exc)
     console.print(f"{summary['n']:,} patients, {summary['events_any']:,} deaths ({summary['events_cause']:,} of "
                   f"cause {cause}); Harrell C {summary['harrell_c_any']:.3f}, Uno C {summary['uno_c_any']:.3f}")
     named = [("Cox HR, any death, unadjusted", "cox_any_unadjusted", "hr"),
@@ -690,13 +813,13 @@ def export(
     out: Annotated[Path | None, typer.Option(help="output file (default MODEL/model.onnx)")] = None,
 ) -> None:
     """Export a model directory (today: to ONNX, verified to match PyTorch within 1e-4)."""
-    from ecgscope.train import export_onnx
-
     if not onnx:
         _fail(ValueError("choose an export format: --onnx"))
+    from ecgscope.train import export_onnx
+
     try:
         path = export_onnx(model, out)
-    except EcgscopeError as exc:
+    except (EcgscopeError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] {path} (onnxruntime matches PyTorch within 1e-4)")
 

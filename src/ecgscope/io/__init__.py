@@ -13,15 +13,17 @@ Formats: ``wfdb`` (a record or a folder of them), ``ptbxl`` (PTB-XL tree), ``mim
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from ecgscope.ecg import ECG
-from ecgscope.errors import UnknownFormatError
+from ecgscope.errors import EcgscopeError, InvalidRecord, UnknownFormatError
 from ecgscope.io import arrays, code15, dicom, echonext, hl7aecg, muse, philips
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
-from ecgscope.io.base import Source
+from ecgscope.io.base import Source, file_problem
+from ecgscope.io.discovery import Discovered, dataset_format, walk
 
 _DISCOVER = {
     "wfdb": wfdb_io.discover, "ptbxl": wfdb_io.discover_ptbxl, "mimic": wfdb_io.discover_mimic,
@@ -36,8 +38,10 @@ _LOAD = {
 FORMATS = tuple(_DISCOVER)
 
 
-def _xml_root_tag(path: Path) -> str:
-    raw = path.open("rb").read(4096)
+def xml_root_tag(path: Path) -> str:
+    """The local name of an XML file's root element, from its first 4 kB ('' when there is none)."""
+    with path.open("rb") as handle:
+        raw = handle.read(4096)
     encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"  # Philips 1.04 files are UTF-16
     head = raw.decode(encoding, errors="replace")
     for chunk in head.split("<")[1:]:
@@ -50,18 +54,16 @@ def detect_format(path: str | Path) -> str:
     """Name the format of ``path`` from its name, its folder layout, or its first bytes."""
     path = Path(path)
     if path.is_dir():
-        if (path / "ptbxl_database.csv").exists():
-            return "ptbxl"
-        if (path / "record_list.csv").exists():
-            return "mimic"
-        if any(path.glob("echonext_metadata*.csv")):
-            return "echonext"
-        if any(path.glob("*.hdf5")) or any(path.glob("*.h5")):
+        fmt = dataset_format(path)
+        if fmt:
+            return fmt
+        shards = any(path.glob("*.hdf5")) or any(path.glob("*.h5"))
+        if shards and not any(path.rglob("*.hea")):
             return "code15"
-        if any(path.rglob("*.hea")):
+        if any(path.rglob("*.hea")) and not shards:
             return "wfdb"
-        raise UnknownFormatError(f"{path}: a folder with no ECG files ecgscope knows (ptbxl_database.csv, "
-                                 "record_list.csv, *.hdf5, echonext_metadata*.csv or *.hea)")
+        raise UnknownFormatError(f"{path}: a folder of mixed or unknown files; ingest walks it file by file "
+                                 "(io.discover_inputs), or name a --format")
     suffix = path.suffix.lower()
     if suffix in {".hea", ".dat", ".mat"} or (not suffix and path.with_suffix(".hea").exists()):
         return "wfdb"
@@ -73,10 +75,15 @@ def detect_format(path: str | Path) -> str:
         return "array"
     if not path.exists():
         raise UnknownFormatError(f"{path}: no such file or folder")
-    if suffix == ".dcm" or path.open("rb").read(132)[128:132] == b"DICM":
+    problem = file_problem(path)
+    if problem:
+        raise UnknownFormatError(f"{path}: {problem}")
+    with path.open("rb") as handle:
+        head = handle.read(132)
+    if suffix == ".dcm" or head[128:132] == b"DICM":
         return "dicom"
     if suffix == ".xml":
-        tag = _xml_root_tag(path)
+        tag = xml_root_tag(path)
         if tag == "RestingECG":
             return "muse"
         if tag == "AnnotatedECG":
@@ -101,9 +108,47 @@ def discover(path: str | Path, format: str | None = None, **options) -> Iterator
     return _DISCOVER[fmt](path, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
+def input_exists(path: str | Path) -> bool:
+    """Whether ``path`` names something to read: a file, folder or link, or a WFDB record by its base name."""
+    return os.path.lexists(path) or os.path.exists(f"{path}.hea")
+
+
+def discover_inputs(paths, format: str | None = None, **options) -> Discovered:
+    """Every record under ``paths``, and every input accounted for: rejected with its reason, or not an ECG.
+
+    A file is read in its detected format (or ``format``); a folder in a dataset's layout through that
+    dataset's index; any other folder file by file, any mix of formats (:mod:`ecgscope.io.discovery`).
+    """
+    found = Discovered()
+    arrays = options.get("fs") is not None and options.get("units") is not None
+    for given in paths:
+        path = Path(given)
+        if not input_exists(path):
+            found.rejected.append((str(path), "no such file or folder"))
+            continue
+        problem = None if path.is_dir() or not os.path.lexists(path) else file_problem(path)  # a WFDB base name
+        if problem:
+            found.rejected.append((str(path), problem))
+        elif format is not None or not path.is_dir() or dataset_format(path):
+            try:
+                found.extend(discover(path, format, **options), str(path))
+            except (EcgscopeError, OSError, ValueError) as exc:  # detection failed
+                found.rejected.append((str(path), exc.reason if isinstance(exc, InvalidRecord) else str(exc)))
+        else:
+            walk(path, lambda p, fmt: discover(p, fmt, **options), found, arrays, options)
+    return found
+
+
 def load(source: Source) -> ECG:
-    """Read one record; raises ``InvalidRecord`` naming the file and the reason."""
-    return _LOAD[source.format](source)
+    """Read one record; every failure, expected or not, raises ``InvalidRecord`` naming the file and reason."""
+    try:
+        return _LOAD[source.format](source)
+    except InvalidRecord:
+        raise
+    except EcgscopeError as exc:
+        raise InvalidRecord(source.id, str(exc)) from exc
+    except (Exception, MemoryError, RecursionError) as exc:  # a reader bug or a file no rule foresaw
+        raise InvalidRecord(source.id, f"reader error: {type(exc).__name__}: {exc}") from exc
 
 
 def read(path: str | Path, format: str | None = None, **options) -> Iterator[ECG]:
@@ -112,5 +157,5 @@ def read(path: str | Path, format: str | None = None, **options) -> Iterator[ECG
         yield load(source)
 
 
-__all__ = ["FORMATS", "Source", "atomic_dir", "atomic_file", "detect_format", "discover", "load", "read",
-           "write_parquet", "write_text"]
+__all__ = ["FORMATS", "Discovered", "Source", "atomic_dir", "atomic_file", "detect_format", "discover",
+           "discover_inputs", "input_exists", "load", "read", "write_parquet", "write_text", "xml_root_tag"]

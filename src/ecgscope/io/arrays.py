@@ -13,7 +13,7 @@ import pandas as pd
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg, mv_factor
+from ecgscope.io.base import Source, check_file, make_ecg, mv_factor, real_samples
 from ecgscope.leads import STANDARD_LEADS
 
 
@@ -33,18 +33,21 @@ def load(source: Source) -> ECG:
     where = source.path
     factor = mv_factor(source.option("units"), where)
     leads = source.option("leads")
+    check_file(where, where)
     try:
         if where.lower().endswith(".csv"):
             table = pd.read_csv(where)
             if leads is None:
                 leads = tuple(table.columns)
-            signal = table.to_numpy(dtype=np.float64).T
+            signal = real_samples(table.to_numpy(), where).astype(np.float64).T
         else:
-            signal = np.load(where, allow_pickle=False).astype(np.float64)
+            # memory-mapped first: a header may declare a shape far larger than the file holds
+            signal = real_samples(np.asarray(np.load(where, mmap_mode="r", allow_pickle=False)), where)
+            signal = signal.astype(np.float64)
             if signal.ndim == 2 and signal.shape[0] > signal.shape[1]:
                 signal = signal.T  # (samples, leads) stored: leads are the short axis
             leads = leads or STANDARD_LEADS[: signal.shape[0]]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise InvalidRecord(where, f"unreadable array file ({exc})") from exc
     return make_ecg(signal * factor, source.option("fs"), leads, where, ecg_id=Path(where).stem,
                     meta={"units_conversion": f"{source.option('units')} -> mV"})

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg
+from ecgscope.io.base import MAX_SAMPLES_PER_LEAD, Source, file_problem, make_ecg, real_samples
 from ecgscope.leads import STANDARD_LEADS
 
 CODE15_FS = 400.0
@@ -67,30 +67,123 @@ class ShardWriter:
 def shards(path: str | Path) -> list[Path]:
     """The HDF5 shards at ``path`` (a shard file, or a folder of ``*.hdf5``)."""
     path = Path(path)
-    return [path] if path.is_file() else sorted(path.glob("*.hdf5")) + sorted(path.glob("*.h5"))
+    return [path] if not path.is_dir() else sorted(path.glob("*.hdf5")) + sorted(path.glob("*.h5"))
+
+
+#: Most exams one shard may declare (CODE-15%'s shards hold about 20,000; the full CODE set 2.3 million in all).
+MAX_EXAMS_PER_SHARD = 1_000_000
 
 
 @functools.lru_cache(maxsize=4)
-def _exams(folder: str) -> pd.DataFrame | None:
+def _exams(folder: str) -> tuple[pd.DataFrame | None, frozenset]:
+    """``exams.csv`` beside the shards, indexed by exam, and the exams it describes in conflicting rows."""
     csv = Path(folder) / "exams.csv"
-    return pd.read_csv(csv).set_index("exam_id") if csv.exists() else None
+    if not csv.exists():
+        return None, frozenset()
+    problem = file_problem(csv)
+    if problem:
+        raise InvalidRecord(str(csv), problem)
+    try:
+        table = pd.read_csv(csv)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InvalidRecord(str(csv), f"unreadable exams table ({exc})") from exc
+    missing = [c for c in ("exam_id", "patient_id") if c not in table.columns]
+    if missing:
+        raise InvalidRecord(str(csv), f"exams table has no column {', '.join(missing)}: its exams cannot be "
+                                      "linked to patients")
+    table = table.drop_duplicates()
+    conflicting = frozenset(table.loc[table["exam_id"].duplicated(keep=False), "exam_id"].tolist())
+    return table.drop_duplicates("exam_id", keep=False).set_index("exam_id"), conflicting
 
 
 @functools.lru_cache(maxsize=4)
-def _open(shard: str) -> h5py.File:
-    return h5py.File(shard, "r")
+def _open(shard: str) -> tuple[h5py.Dataset, np.ndarray | None]:
+    """A shard's checked ``tracings`` and ``exam_id``, opened once per process."""
+    f = h5py.File(shard, "r")
+    tracings = _tracings(f, shard)
+    return tracings, _exam_ids(f, tracings.shape[0], shard)
+
+
+def _tracings(f: h5py.File, where: str) -> h5py.Dataset:
+    """The shard's ``tracings`` dataset, checked for shape and type before anything is read."""
+    try:
+        tracings = f.get("tracings", getlink=False)
+    except (KeyError, RuntimeError, OSError) as exc:  # a soft link to itself or to nothing
+        raise InvalidRecord(where, f"'tracings' cannot be resolved ({exc})") from exc
+    if not isinstance(tracings, h5py.Dataset):
+        what = "missing" if tracings is None else f"a {type(tracings).__name__}, not a dataset"
+        raise InvalidRecord(where, f"not a CODE-15% shard: 'tracings' is {what}")
+    shape = tracings.shape
+    if shape is None or len(shape) != 3 or shape[2] != 12:
+        raise InvalidRecord(where, f"not a CODE-15% shard: 'tracings' has shape {shape}, expected (exams, "
+                                   "samples, 12)")
+    if tracings.dtype.kind not in "fiu":
+        raise InvalidRecord(where, f"'tracings' holds {tracings.dtype} samples, not real numbers")
+    if shape[0] > MAX_EXAMS_PER_SHARD or shape[1] > MAX_SAMPLES_PER_LEAD:
+        raise InvalidRecord(where, f"'tracings' declares {shape[0]:,} exams of {shape[1]:,} samples, beyond "
+                                   f"the {MAX_EXAMS_PER_SHARD:,} x {MAX_SAMPLES_PER_LEAD:,} a shard may hold")
+    return tracings
+
+
+def _exam_ids(f: h5py.File, n: int, where: str) -> np.ndarray | None:
+    """The shard's ``exam_id`` column (None when it has none), checked against the number of tracings."""
+    try:
+        ids = f.get("exam_id")
+    except (KeyError, RuntimeError, OSError) as exc:  # a soft link to itself or to nothing
+        raise InvalidRecord(where, f"'exam_id' cannot be resolved ({exc})") from exc
+    if ids is None:
+        return None
+    if not isinstance(ids, h5py.Dataset) or ids.shape != (n,) or ids.dtype.kind not in "iu":
+        raise InvalidRecord(where, f"'exam_id' must be {n:,} whole numbers, one per tracing; it is "
+                                   f"{getattr(ids, 'shape', None)} of {getattr(ids, 'dtype', type(ids).__name__)}")
+    return ids[()]
+
+
+def _written_rows(tracings: h5py.Dataset) -> np.ndarray | None:
+    """Rows of ``tracings`` that hold written data (None: all of them). HDF5 returns zeros for a declared
+    but never-written region, so a 2 kB file may declare a million exams; they are found here, not read."""
+    n = tracings.shape[0]
+    if tracings.id.get_storage_size() == 0:
+        return np.empty(0, dtype=np.int64)
+    if tracings.chunks is None:
+        return None
+    per_row = int(np.prod([-(-s // c) for s, c in zip(tracings.shape[1:], tracings.chunks[1:], strict=True)]))
+    expected = -(-n // tracings.chunks[0]) * per_row
+    count = tracings.id.get_num_chunks()
+    if count >= expected:
+        return None
+    starts = {tracings.id.get_chunk_info(k).chunk_offset[0] for k in range(count)}
+    rows = [np.arange(s, min(s + tracings.chunks[0], n)) for s in sorted(starts)]
+    return np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
 
 
 def discover(path: str | Path) -> Iterator[Source]:
-    """One source per exam in each shard (key: row index)."""
+    """One source per written exam in each shard (key: row index); the never-written rows of a shard are one
+    source that quarantines them together (key ``unwritten:N``), and a shard that cannot be read at all is one
+    ``InvalidRecord``."""
     for shard in shards(path):
+        where = str(shard)
+        problem = file_problem(shard)
+        if problem:
+            raise InvalidRecord(where, problem)
+        _exams(str(shard.parent))  # a broken exams.csv refuses the shard now, not each exam later
         try:
             with h5py.File(shard, "r") as f:
-                n = f["tracings"].shape[0]
-        except (OSError, KeyError) as exc:
-            raise InvalidRecord(str(shard), f"not a CODE-15% shard ({exc})") from exc
-        for i in range(n):
-            yield Source("code15", str(shard), str(i))
+                tracings = _tracings(f, where)
+                n = tracings.shape[0]
+                _exam_ids(f, n, where)
+                written = _written_rows(tracings)
+        except InvalidRecord:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:  # h5py's, for broken files and links
+            raise InvalidRecord(where, f"not a CODE-15% shard ({type(exc).__name__}: {exc})") from exc
+        if n == 0:
+            raise InvalidRecord(where, "the shard holds 0 exams")
+        rows = range(n) if written is None else written
+        for i in rows:
+            yield Source("code15", str(shard), str(int(i)))
+        if written is not None and len(written) < n:
+            yield Source("code15", str(shard), f"unwritten:{n - len(written)}")
 
 
 def strip_padding(tracing: np.ndarray) -> np.ndarray:
@@ -111,13 +204,14 @@ def amplitude_factor(signal: np.ndarray) -> tuple[float, str]:
 
 def load(source: Source) -> ECG:
     """Read one CODE-15% exam at 400 Hz with its exams.csv row (age, sex, patient, death, follow-up)."""
-    f = _open(source.path)
+    where = f"{source.path}#{source.key}"
+    if source.key.startswith("unwritten:"):
+        raise InvalidRecord(where, f"{int(source.key.split(':')[1]):,} exams declared in 'tracings' were never "
+                                   "written (HDF5 would read them as zeros): an interrupted or corrupt export")
+    tracings, ids = _open(source.path)
     i = int(source.key)
-    where = f"{source.path}#{i}"
-    tracing = np.asarray(f["tracings"][i], dtype=np.float32)
-    exam_id = int(f["exam_id"][i]) if "exam_id" in f else i
-    if tracing.ndim != 2 or tracing.shape[1] != 12:
-        raise InvalidRecord(where, f"tracing has shape {tracing.shape}, expected (samples, 12)")
+    tracing = real_samples(tracings[i], where).astype(np.float32)
+    exam_id = int(ids[i]) if ids is not None else i
     tracing = strip_padding(tracing)
     if tracing.shape[0] == 0:
         raise InvalidRecord(where, f"exam {exam_id}: all-zero tracing (CODE-15% stores missing exams this way)")
@@ -125,7 +219,9 @@ def load(source: Source) -> ECG:
     factor, conversion = amplitude_factor(signal)
     meta: dict = {"units_conversion": conversion}
     patient = ""
-    exams = _exams(str(Path(source.path).parent))
+    exams, conflicting = _exams(str(Path(source.path).parent))
+    if exam_id in conflicting:
+        raise InvalidRecord(where, f"exam {exam_id}: exams.csv holds different rows for it; which is right?")
     if exams is not None and exam_id in exams.index:
         row = exams.loc[exam_id]
         patient = str(row["patient_id"])

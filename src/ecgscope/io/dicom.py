@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from pydicom.errors import InvalidDicomError
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg, mv_factor
+from ecgscope.io.base import Source, check_declared_samples, check_file, make_ecg, mv_factor
 
 
 def discover(path: str | Path) -> Iterator[Source]:
@@ -51,12 +52,19 @@ def _lead_name(channel) -> str:
 def load(source: Source) -> ECG:
     """Read the 12-lead waveform of a DICOM file in mV."""
     where = source.path
+    check_file(source.path, where)
     try:
         ds = pydicom.dcmread(source.path)
-    except (InvalidDicomError, OSError, EOFError, ValueError) as exc:
+        has_waveforms = "WaveformSequence" in ds
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise InvalidRecord(where, f"not a readable DICOM file ({exc})") from exc
-    if "WaveformSequence" not in ds:
+    if not has_waveforms:
         raise InvalidRecord(where, "DICOM file has no WaveformSequence: not an ECG waveform object")
+    for i, g in enumerate(ds.WaveformSequence):
+        for keyword in ("NumberOfWaveformChannels", "NumberOfWaveformSamples", "SamplingFrequency"):
+            if g.get(keyword) is None:
+                raise InvalidRecord(where, f"waveform group {i + 1} has no {keyword}")
+        check_declared_samples(g.NumberOfWaveformSamples, where, f"samples in waveform group {i + 1}")
     groups = [i for i, g in enumerate(ds.WaveformSequence) if int(g.NumberOfWaveformChannels) >= 8]
     if not groups:
         raise InvalidRecord(where, "no waveform group with at least 8 channels (12-lead ECG)")
@@ -79,4 +87,21 @@ def load(source: Source) -> ECG:
             "sex": {"M": "M", "F": "F"}.get(str(ds.get("PatientSex", ""))),
             "units_conversion": f"{'/'.join(sorted(set(units)))} -> mV"}
     return make_ecg(signal, float(group.SamplingFrequency), leads, where, ecg_id=str(ds.get("SOPInstanceUID", "")),
-                    patient_id=str(ds.get("PatientID", "")), meta=meta)
+                    patient_id=str(ds.get("PatientID", "")), acquired_at=_acquired(ds), meta=meta)
+
+
+def _acquired(ds) -> datetime | None:
+    """When the ECG was taken: AcquisitionDateTime, else AcquisitionDate / ContentDate with its time."""
+    stamp = str(ds.get("AcquisitionDateTime", "") or "")
+    if not stamp:
+        day = str(ds.get("AcquisitionDate", "") or ds.get("ContentDate", "") or "")
+        clock = str(ds.get("AcquisitionTime", "") or ds.get("ContentTime", "") or "")
+        stamp = day + clock if day else ""
+    digits = stamp.split(".")[0].split("+")[0].split("-")[0]
+    for width, pattern in ((14, "%Y%m%d%H%M%S"), (12, "%Y%m%d%H%M"), (8, "%Y%m%d")):
+        if len(digits) >= width:
+            try:
+                return datetime.strptime(digits[:width], pattern)
+            except ValueError:
+                return None
+    return None

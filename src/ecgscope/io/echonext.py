@@ -12,7 +12,7 @@ import pandas as pd
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg
+from ecgscope.io.base import Source, make_ecg, real_samples
 from ecgscope.leads import STANDARD_LEADS
 
 ECHONEXT_FS = 250.0
@@ -80,7 +80,7 @@ def load(source: Source) -> ECG:
     flags = {k: int(row[k]) for k in row.index if k.endswith("_flag") and pd.notna(row[k])}
     meta = {"normalized": "clipped and z-scored per lead by EchoNext", "units_conversion": "none (not mV)",
             "split": split, "sex": row.get("sex"), "age": row.get("age_at_ecg"), **flags}
-    signal = np.asarray(_waves(str(file))[i, 0], dtype=np.float32).T
+    signal = real_samples(_waves(str(file))[i, 0], f"{file}#{i}").astype(np.float32).T
     # the public metadata may leave the acquisition time out; exports that keep it can be linked by date
     when = pd.to_datetime(row.get("acquisition_datetime"), errors="coerce")
     return make_ecg(signal, ECHONEXT_FS, STANDARD_LEADS, f"{file}#{i}", ecg_id=str(row["ecg_key"]),

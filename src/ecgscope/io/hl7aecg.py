@@ -17,7 +17,7 @@ import numpy as np
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg, mv_factor
+from ecgscope.io.base import Source, check_declared_samples, make_ecg, mv_factor
 from ecgscope.io.muse import parse_xml
 
 NS = {"h": "urn:hl7-org:v3"}
@@ -32,6 +32,21 @@ _SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 def discover(path: str | Path) -> Iterator[Source]:
     """An aECG file is one record (its first rhythm series)."""
     yield Source("hl7aecg", str(path))
+
+
+def _rate(increment, where: str) -> float:
+    """Sampling rate from a time sequence's ``<increment value=".." unit="..">``."""
+    unit = increment.get("unit", "s")
+    try:
+        step = float(increment.get("value")) * _SECONDS[unit]
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(where, "the time sequence's <increment> has no numeric value") from exc
+    except KeyError as exc:
+        raise InvalidRecord(where, f"the time sequence's <increment> unit {unit!r} is not s, ms or us") from exc
+    if not np.isfinite(step) or step <= 0:
+        raise InvalidRecord(where, f"the time sequence's <increment> {increment.get('value')} {unit} gives no "
+                                   "sampling rate")
+    return 1.0 / step
 
 
 def load(source: Source) -> ECG:
@@ -55,7 +70,7 @@ def load(source: Source) -> ECG:
         if name.startswith("TIME_"):
             inc = value.find("h:increment", NS)
             if inc is not None:
-                fs = 1.0 / (float(inc.get("value")) * _SECONDS.get(inc.get("unit", "s"), np.nan))
+                fs = _rate(inc, where)
             continue
         if name not in _LEAD_CODES:
             continue
@@ -63,13 +78,18 @@ def load(source: Source) -> ECG:
         digits = value.find("h:digits", NS)
         if scale is None or digits is None or not (digits.text or "").strip():
             raise InvalidRecord(where, f"lead {_LEAD_CODES[name]}: missing <scale> or <digits>")
+        check_declared_samples(max(len(digits.text) // 2, 1), where, f"samples in lead {_LEAD_CODES[name]}")
         try:
             raw = np.array(digits.text.split(), dtype=np.float64)
-        except ValueError as exc:
-            raise InvalidRecord(where, f"lead {_LEAD_CODES[name]}: non-numeric digits") from exc
-        unit = scale.get("unit", "uV")
-        offset = float(origin.get("value", 0)) if origin is not None else 0.0
-        rows.append((offset + float(scale.get("value")) * raw) * mv_factor(unit, where))
+            offset = float(origin.get("value", 0)) if origin is not None else 0.0
+            gain = float(scale.get("value"))
+        except (TypeError, ValueError) as exc:  # TypeError: a <scale> or <origin> without its value
+            raise InvalidRecord(where, f"lead {_LEAD_CODES[name]}: non-numeric or missing digits, <scale> "
+                                       "or <origin> value") from exc
+        if not np.isfinite(gain) or gain == 0 or not np.isfinite(offset):
+            raise InvalidRecord(where, f"lead {_LEAD_CODES[name]}: <scale> {gain:g} / <origin> {offset:g} "
+                                       "cannot scale the digits")
+        rows.append((offset + gain * raw) * mv_factor(scale.get("unit", "uV"), where))
         leads.append(_LEAD_CODES[name])
     if fs is None or not np.isfinite(fs):
         raise InvalidRecord(where, "no time sequence with an <increment>: sampling rate unknown")

@@ -19,13 +19,15 @@ from defusedxml.common import DefusedXmlException
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg, mv_factor
+from ecgscope.io.base import Source, check_declared_samples, check_file, make_ecg, mv_factor
 
 _UNITS = {"MICROVOLTS": "uV", "MILLIVOLTS": "mV", "VOLTS": "V"}
 
 
 def parse_xml(path: str | Path, where: str):
-    """Parse an XML file safely; any failure (garbage, bombs, entities) becomes ``InvalidRecord``."""
+    """Parse an XML file safely; any failure (garbage, bombs, entities, a file too large or not a regular
+    file) becomes ``InvalidRecord``."""
+    check_file(path, where)
     try:
         return SafeET.parse(str(path)).getroot()
     except DefusedXmlException as exc:
@@ -57,21 +59,32 @@ def load(source: Source) -> ECG:
         raise InvalidRecord(where, "no <Waveform> element")
     wave = rhythm[0]
     try:
-        fs = float(_text(wave, "SampleBase", "")) * 10 ** float(_text(wave, "SampleExponent", "0") or 0)
-    except ValueError as exc:
-        raise InvalidRecord(where, "missing or non-numeric <SampleBase>") from exc
+        base, exponent = float(_text(wave, "SampleBase", "")), float(_text(wave, "SampleExponent", "0") or 0)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord(where, "missing or non-numeric <SampleBase> or <SampleExponent>") from exc
+    if not -3 <= exponent <= 6:  # 10**400 overflows; any real rate is SampleBase x 10**0 or so
+        raise InvalidRecord(where, f"<SampleExponent> {exponent:g} gives no plausible sampling rate")
+    fs = base * 10 ** exponent
     leads, rows = [], []
     for lead in wave.findall("LeadData"):
         name = _text(lead, "LeadID")
+        encoded = _text(lead, "WaveFormData", "") or ""
+        # base64 holds 3 bytes per 4 characters and a sample is 2 bytes: refuse before decoding anything huge
+        check_declared_samples(max(len(encoded) * 3 // 8, 1), where, f"samples in lead {name}")
         try:
-            raw = base64.b64decode(_text(lead, "WaveFormData", "") or "", validate=False)
+            raw = base64.b64decode(encoded, validate=False)
             values = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2").astype(np.float64)
             per_bit = float(_text(lead, "LeadAmplitudeUnitsPerBit", "1"))
         except (binascii.Error, ValueError) as exc:
             raise InvalidRecord(where, f"lead {name}: undecodable waveform data ({exc})") from exc
+        if not np.isfinite(per_bit) or per_bit <= 0:
+            raise InvalidRecord(where, f"lead {name}: <LeadAmplitudeUnitsPerBit> {per_bit:g} is not a positive number")
         declared = _text(lead, "LeadSampleCountTotal")
-        if declared is not None and int(declared) != values.size:
+        if declared is not None and (not declared.isdigit() or int(declared) != values.size):
             raise InvalidRecord(where, f"lead {name}: {values.size} samples decoded, {declared} declared")
+        units = lead.find("LeadAmplitudeUnits")
+        if units is not None and not (units.text or "").strip():
+            raise InvalidRecord(where, f"lead {name}: <LeadAmplitudeUnits> is empty, so the scale is unknown")
         unit = _UNITS.get((_text(lead, "LeadAmplitudeUnits", "MICROVOLTS") or "").upper(), "?")
         leads.append(name)
         rows.append(values * per_bit * mv_factor(unit, where))

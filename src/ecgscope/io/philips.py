@@ -60,6 +60,8 @@ def load(source: Source) -> ECG:
         uv_per_unit = float(resolution)
     except (TypeError, ValueError) as exc:
         raise InvalidRecord(where, "no sampling rate or signal resolution in the file") from exc
+    if not np.isfinite(uv_per_unit) or uv_per_unit <= 0:
+        raise InvalidRecord(where, f"signal resolution {uv_per_unit:g} uV per unit is not a positive number")
     try:
         parsed = sierraecg.read_file(where)
     except Exception as exc:  # sierraecg raises its own errors and plain ones for corrupt data

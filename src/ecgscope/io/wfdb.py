@@ -17,7 +17,7 @@ import wfdb
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import Source, make_ecg, mv_factor
+from ecgscope.io.base import Source, check_file, file_problem, make_ecg, mv_factor
 
 #: Bytes per sample of the WFDB storage formats (the packed ones are fractional).
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "61": 2, "80": 1, "160": 2, "24": 3, "32": 4, "212": 1.5,
@@ -64,8 +64,27 @@ def record_base(path: str | Path) -> Path:
     return path.with_suffix("") if path.suffix.lower() in {".hea", ".dat", ".mat"} else path
 
 
+def _declared_fs(hea: Path) -> str:
+    """The sampling-rate field of a header's record line as written (wfdb reads '-500' as 250 Hz)."""
+    for line in hea.read_text(errors="replace").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            fields = line.split()
+            return fields[2].split("/")[0].split("(")[0] if len(fields) > 2 else ""
+    return ""
+
+
 def _check_header_against_files(header: wfdb.Record, base: Path, where: str) -> None:
-    """Catch truncated signal files and absurd declared lengths before wfdb allocates anything."""
+    """Catch truncated or oversized signal files and absurd declared values before wfdb allocates anything."""
+    if not header.n_sig or not header.file_name or len(header.file_name) != header.n_sig:
+        raise InvalidRecord(where, f"the header declares {header.n_sig} signals but describes "
+                                   f"{len(header.file_name or [])}: no signal lines")
+    written = _declared_fs(base.with_suffix(".hea"))
+    try:
+        as_written = float(written) if written else None
+    except ValueError:
+        as_written = float("nan")
+    if as_written is not None and as_written != header.fs:
+        raise InvalidRecord(where, f"sampling rate field {written!r} in the header is not a plausible rate")
     if header.fs is None or not 0 < header.fs <= 20_000:
         raise InvalidRecord(where, f"sampling rate {header.fs} Hz in the header is not plausible")
     if header.sig_len is None or header.sig_len <= 0:
@@ -74,21 +93,30 @@ def _check_header_against_files(header: wfdb.Record, base: Path, where: str) -> 
         raise InvalidRecord(where, f"the header declares {header.sig_len:,} samples "
                                    f"({header.sig_len / header.fs / 3600:,.0f} hours): not an ECG record")
     per_file: dict[str, float] = {}
+    frame: dict[str, float] = {}  # bytes of one sample of every signal in the file
     for name, fmt, offset in zip(header.file_name, header.fmt, header.byte_offset or [0] * header.n_sig,
                                  strict=True):
         size = _BYTES_PER_SAMPLE.get(str(fmt))
         if size is None:
             continue
         per_file[name] = per_file.get(name, float(offset or 0)) + size * header.sig_len
+        frame[name] = frame.get(name, 0.0) + size
     for name, needed in per_file.items():
         file = base.parent / name
         if not file.exists():
             raise InvalidRecord(where, f"signal file {name} named in the header is missing")
+        problem = file_problem(file)
+        if problem:
+            raise InvalidRecord(where, f"signal file {name}: {problem}")
         have = file.stat().st_size
         if have < int(needed):
             raise InvalidRecord(where, f"signal file {name} is truncated: the header declares "
                                        f"{header.sig_len:,} samples per lead ({int(needed):,} bytes), the file "
                                        f"has {have:,} bytes")
+        if have > needed + frame[name] + 1:  # a writer may pad the last frame; more is a header that lies
+            held = int((have - (needed - frame[name] * header.sig_len)) // frame[name])
+            raise InvalidRecord(where, f"the header declares {header.sig_len:,} samples per lead but signal file "
+                                       f"{name} holds about {held:,}: header and signal disagree")
 
 
 _SEX = {"m": "M", "male": "M", "f": "F", "female": "F"}
@@ -139,6 +167,7 @@ def load_record(path: str | Path, **fields) -> ECG:
         what = f"{signal.name} is a WFDB signal file" if signal else f"no WFDB record {base.name}"
         raise InvalidRecord(where, f"{what} without its header {base.name}.hea, which holds the sampling rate, "
                                    "lead names and gains: put the .hea beside it")
+    check_file(base.with_suffix(".hea"), where, max_bytes=2**20)
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for broken headers

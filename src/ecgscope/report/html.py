@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ecgscope.errors import EcgscopeError
 from ecgscope.io import write_text
 from ecgscope.report import evidence
 
@@ -217,6 +218,10 @@ def _headline(study: dict) -> str:
     return "<h2>Headline results</h2>" + _table(rows) if len(rows) else ""
 
 
+class ReportError(EcgscopeError, ValueError):
+    """A run folder holds nothing a report could show."""
+
+
 def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``report.html`` (self-contained) and ``report.json`` (every number in it) for ``run_dir``."""
     run = Path(run_dir)
@@ -253,6 +258,10 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         body.append(section)
         record.setdefault("motion", {})[str(folder.relative_to(run))] = data
     transfer_runs = sorted(path.parent for path in run.glob("transfer*/transfer_metrics.csv"))
+    if not (study or record["evaluations"] or record["survival"] or record.get("motion") or transfer_runs
+            or "table1" in record or any(run.rglob("*/study.json"))):
+        raise ReportError(f"{run} holds no evaluation, survival, motion or study results to report; run "
+                          "`ecgscope evaluate` or `ecgscope survival` with --out inside it first")
     if transfer_runs:
         metrics = pd.concat([pd.read_csv(folder / "transfer_metrics.csv") for folder in transfer_runs])
         keys = [c for c in ("hospital_training_patients", "cohort") if c in metrics.columns]

@@ -9,47 +9,102 @@ committed batch ended.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import signal as signals
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ecgscope import io
 from ecgscope.errors import EcgscopeError, InvalidRecord
-from ecgscope.io.atomic import write_parquet, write_text
+from ecgscope.io.atomic import atomic_file, write_text
 from ecgscope.io.base import Source
+from ecgscope.privacy import PrivacyPolicy, Pseudonymizer
 from ecgscope.progress import progress_bar
 from ecgscope.signal import flat_leads, quality_metrics, resample
 from ecgscope.signal.leadcheck import limb_identity_problem, reversal_warning
 from ecgscope.signal.pipeline import UNITS
 from ecgscope.store.layout import Store, StoreConfig, StoreError, _parts, part_name
 
-MANIFEST_COLUMNS = ("row", "part", "part_row", "record_key", "ecg_id", "patient_id", "acquired_at", "source",
-                    "format", "original_fs", "original_samples", "age", "sex", "units_conversion", "lead_warning",
-                    "max_abs_mv", "saturated_fraction", "hf_noise_mv", "baseline_wander_mv")
+#: The manifest's columns and their types: every part is written with this schema, so parts written by
+#: different datasets (one with ages, one without) always read back as one table.
+MANIFEST_SCHEMA = pa.schema([
+    ("row", pa.int64()), ("part", pa.int64()), ("part_row", pa.int64()), ("record_key", pa.string()),
+    ("ecg_id", pa.string()), ("patient_id", pa.string()), ("acquired_at", pa.timestamp("ns")),
+    ("source", pa.string()), ("format", pa.string()), ("original_fs", pa.float64()),
+    ("original_samples", pa.int64()), ("age", pa.float64()), ("sex", pa.string()),
+    ("units_conversion", pa.string()), ("lead_warning", pa.string()), ("max_abs_mv", pa.float64()),
+    ("saturated_fraction", pa.float64()), ("hf_noise_mv", pa.float64()), ("baseline_wander_mv", pa.float64()),
+])
+MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
+QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string())])
+#: Seconds one file may take to read and standardise before it is quarantined (a 64 MB XML parses in ~5 s).
+READ_TIME_LIMIT_S = 60.0
+#: Quarantine parts beyond this many are merged into one when an ingest ends (each part costs a file open).
+MAX_QUARANTINE_PARTS = 32
 
 
 @dataclass
 class IngestReport:
-    """What one ingest run did."""
+    """What one ingest run did: every input is added, already stored, rejected, or not an ECG file."""
 
     added: int
     skipped: int
     rejected: int
     store: Path
+    not_ecg: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         """One line for a person."""
         return (f"{self.added:,} added, {self.skipped:,} already in the store, {self.rejected:,} rejected "
-                f"(see {self.store / 'quarantine.parquet'})")
+                f"(see {self.store / 'quarantine.parquet'}), {len(self.not_ecg):,} files not ECGs")
+
+    @property
+    def nothing_done(self) -> bool:
+        """No record was stored now or before: every input was rejected or none was an ECG."""
+        return self.added == 0 and self.skipped == 0
+
+
+class ReadTimeLimit(BaseException):  # not an Exception: no reader's own ``except Exception`` may swallow it
+    """Reading one file took longer than ``READ_TIME_LIMIT_S``."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the body after ``seconds`` (SIGALRM; only where a signal can be delivered: the main thread)."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread() or not hasattr(signals, "SIGALRM"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise ReadTimeLimit
+
+    previous = signals.signal(signals.SIGALRM, expire)
+    signals.setitimer(signals.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signals.setitimer(signals.ITIMER_REAL, 0)
+        signals.signal(signals.SIGALRM, previous)
+
+
+def content_key(signal: np.ndarray) -> str:
+    """A stored record's identity: the SHA-256 of its standardised samples (the same ECG exported twice,
+    under any name, is found; two ECGs named alike are not confused)."""
+    return "sha256:" + hashlib.sha256(np.ascontiguousarray(signal).tobytes()).hexdigest()[:32]
 
 
 def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]:
@@ -82,8 +137,9 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
         signal = signal[:, : config.n_samples]
     else:
         signal = np.pad(signal, ((0, 0), (0, config.n_samples - signal.shape[1])))
+    stored = signal.astype(config.dtype)
     meta = {
-        "record_key": f"{source.format}:{ecg.ecg_id}", "ecg_id": ecg.ecg_id, "patient_id": ecg.patient_id,
+        "record_key": content_key(stored), "ecg_id": ecg.ecg_id, "patient_id": ecg.patient_id,
         "acquired_at": pd.Timestamp(ecg.acquired_at) if ecg.acquired_at else pd.NaT, "source": source.id,
         "format": source.format, "original_fs": ecg.fs, "original_samples": original_samples,
         "age": ecg.meta.get("age"), "sex": ecg.meta.get("sex"),
@@ -91,14 +147,20 @@ def _standardise(source: Source, config: StoreConfig) -> tuple[dict, np.ndarray]
         "lead_warning": "; ".join(w for w in warnings if w),
         **quality_metrics(signal, config.fs),
     }
-    return meta, signal.astype(config.dtype)
+    return meta, stored
 
 
 def _standardise_or_reason(source: Source, config: StoreConfig):
+    """A store row, or the reason it cannot be one; nothing a file does escapes as an exception."""
     try:
-        return _standardise(source, config)
-    except (InvalidRecord, OSError, ValueError) as exc:
-        return exc.reason if isinstance(exc, InvalidRecord) else f"{type(exc).__name__}: {exc}"
+        with _time_limit(READ_TIME_LIMIT_S), np.errstate(all="ignore"):  # a corrupt file's NaN is refused below
+            return _standardise(source, config)
+    except InvalidRecord as exc:
+        return exc.reason
+    except ReadTimeLimit:
+        return f"reading took longer than {READ_TIME_LIMIT_S:g} s: not read"
+    except (Exception, MemoryError, RecursionError) as exc:  # standardising, not reading: still this file's
+        return f"reader error: {type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -146,17 +208,6 @@ def _batches(jobs: list, workers: int) -> Iterator[_Batch]:
             yield pending.popleft().result()
 
 
-def _discover(paths: Iterable[str | Path], format: str | None, options: dict,
-              rejected: list[tuple[str, str]]) -> list[Source]:
-    sources: list[Source] = []
-    for path in paths:
-        try:
-            sources.extend(io.discover(path, format, **options))
-        except (EcgscopeError, OSError, ValueError) as exc:
-            rejected.append((str(path), exc.reason if isinstance(exc, InvalidRecord) else str(exc)))
-    return sources
-
-
 def _commit(root: Path, number: int, kept: list[dict], dropped: list[tuple[str, str]], waveforms: Path | None,
             first_row: int) -> None:
     """Make a batch visible: waveform part into place, then its manifest part, then its quarantine part."""
@@ -165,17 +216,45 @@ def _commit(root: Path, number: int, kept: list[dict], dropped: list[tuple[str, 
         os.replace(waveforms, root / "waveforms" / f"{name}.h5")
     for k, meta in enumerate(kept):
         meta.update(row=first_row + k, part=number)
-    table = pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS))
-    write_parquet(table.astype({"ecg_id": str, "patient_id": str}), root / "manifest.parquet" / f"{name}.parquet")
+    table = pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS)).astype({"ecg_id": str, "patient_id": str})
+    _write_typed(table, MANIFEST_SCHEMA, root / "manifest.parquet" / f"{name}.parquet")
     if dropped:
-        write_parquet(pd.DataFrame(dropped, columns=["source", "reason"]),
-                      root / "quarantine.parquet" / f"{name}.parquet")
+        _write_typed(pd.DataFrame(dropped, columns=["source", "reason"]), QUARANTINE_SCHEMA,
+                     root / "quarantine.parquet" / f"{name}.parquet")
 
 
-def open_for_writing(root: Path, config: StoreConfig) -> Store:
-    """Create the store, or open it checking its settings; remove orphans of a killed ingest."""
+def _write_typed(table: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+    """Write ``table`` atomically with exactly ``schema`` (an all-empty column keeps its type)."""
+    import pyarrow.parquet as pq
+
+    with atomic_file(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), tmp)
+
+
+def _compact_quarantine(root: Path) -> None:
+    """Merge many quarantine parts into one: written under the highest part's name (a crash before the others
+    are removed leaves rows twice, which reading drops), then the rest removed."""
+    parts = sorted(_parts(root / "quarantine.parquet", ".parquet").items())
+    if len(parts) <= MAX_QUARANTINE_PARTS:
+        return
+    import pyarrow.parquet as pq
+
+    merged = pa.concat_tables([pq.read_table(p, schema=QUARANTINE_SCHEMA) for _, p in parts])
+    with atomic_file(parts[-1][1]) as tmp:
+        pq.write_table(merged, tmp)
+    for _, path in parts[:-1]:
+        path.unlink()
+
+
+def open_for_writing(root: Path, config: StoreConfig, privacy: PrivacyPolicy | None = None) -> Store:
+    """Create the store, or open it checking its settings; remove orphans of a killed ingest.
+
+    ``privacy`` is written to a new store's ``store.json``; an existing store keeps its own, and a key other
+    than the one it was made with is refused."""
     if config.units not in UNITS:
         raise StoreError(f"units must be one of {UNITS}, not {config.units!r}")
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"--store {root} is a file, not a store folder")
     if (root / "store.json").exists():
         existing = StoreConfig.from_json((root / "store.json").read_text())
         if existing != config:
@@ -184,8 +263,15 @@ def open_for_writing(root: Path, config: StoreConfig) -> Store:
                              "settings or use a new store")
         config = existing
     else:
-        root.mkdir(parents=True, exist_ok=True)
-        write_text(root / "store.json", config.to_json())
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {root} ({exc.strerror})") from exc
+        text = json.loads(config.to_json())
+        text["privacy"] = (privacy or PrivacyPolicy()).to_dict()
+        write_text(root / "store.json", json.dumps(text, indent=2) + "\n")
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise StoreError(f"the store folder {root} is not writable by this user")
     committed = set(_parts(root / "manifest.parquet", ".parquet"))
     for number, path in _parts(root / "waveforms", ".h5").items():
         if number not in committed:
@@ -199,12 +285,19 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
            units: str = "mV", dtype: str = "float16", format: str | None = None, workers: int | None = None,
            part_size: int = 512, input_fs: float | None = None, input_units: str | None = None,
            input_leads: tuple[str, ...] | None = None, rate: int | None = None,
+           identifiers: str = "pseudonymize", shift_dates: bool = False, pseudonym_key: str | Path | None = None,
            progress: bool = True) -> IngestReport:
     """Ingest every record under ``paths`` into the store at ``store``; return what was added and rejected.
 
     ``fs``, ``seconds`` and ``units`` describe the store. ``input_fs``, ``input_units`` and ``input_leads``
     describe CSV and NumPy inputs, which carry no rate or unit (and a .npy no lead names); ``rate`` picks
     PTB-XL's 100 or 500 Hz tree (default: the one closest to ``fs``).
+
+    Every file under ``paths`` is accounted for: stored, already stored, quarantined with its reason, or
+    counted as not an ECG (``IngestReport.not_ecg``). Patient and record ids are replaced by keyed pseudonyms
+    (:mod:`ecgscope.privacy`; the key at ``pseudonym_key``, ``$ECGSCOPE_PSEUDONYM_KEY_FILE`` or the per-user
+    default, created if missing) unless ``identifiers="keep"``; ``shift_dates`` moves each patient's dates by a
+    keyed offset. A store keeps the policy it was made with.
 
     Every record's limb leads are checked (:mod:`ecgscope.signal.leadcheck`): one whose labels one swap
     explains is quarantined naming the pair, and a suspected electrode reversal is stored with its
@@ -214,20 +307,40 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     root = Path(store)
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, not {dtype!r}")
+    if not (np.isfinite(fs) and 50 <= fs <= 20_000 and np.isfinite(seconds) and 1 <= seconds <= 3600):
+        raise StoreError(f"a store needs 50 <= fs <= 20000 Hz and 1 <= seconds <= 3600; got fs={fs:g}, "
+                         f"seconds={seconds:g}")
     config = StoreConfig(fs=float(fs), n_samples=int(round(fs * seconds)), units=units, dtype=dtype,
                          part_size=part_size)
-    st = open_for_writing(root, config)
+    paths = list(paths)
+    if paths and not any(io.input_exists(p) for p in paths):
+        raise StoreError(f"nothing to ingest: {', '.join(map(str, paths[:3]))} "
+                         f"{'does' if len(paths) == 1 else 'do'} not exist")
+    found = io.discover_inputs(paths, format, **options)
+    report = IngestReport(0, 0, 0, root, found.not_ecg)
+    if not found.sources and not found.rejected and not (root / "store.json").exists():
+        return report  # nothing to store or quarantine: no store is made
+    pseudonymizer = None
+    policy = PrivacyPolicy(identifiers, shift_dates)
+    if identifiers == "pseudonymize":
+        pseudonymizer = Pseudonymizer.from_file(pseudonym_key)
+        policy = PrivacyPolicy(identifiers, shift_dates, pseudonymizer.fingerprint)
+    st = open_for_writing(root, config, policy)
+    policy = st.privacy
+    if policy.identifiers == "pseudonymize":
+        pseudonymizer = pseudonymizer or Pseudonymizer.from_file(pseudonym_key, create=False)
+        policy.check_key(pseudonymizer, str(root))
     config = st.config
     workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 1)
 
     done = set(st.manifest["source"]) if len(st.manifest) else set()
     done |= set(st.quarantine["source"]) if len(st.quarantine) else set()
     keys = dict(zip(st.manifest["record_key"], st.manifest["source"], strict=True)) if len(st.manifest) else {}
-    unreadable: list[tuple[str, str]] = []
-    sources = list({s.id: s for s in _discover(paths, format, options, unreadable)}.values())  # once each
-    rejected = [r for r in dict(unreadable).items() if r[0] not in done]
+    taken = set(st.manifest["ecg_id"]) if len(st.manifest) else set()
+    sources = list({s.id: s for s in found.sources}.values())  # once each
+    rejected = [r for r in dict(found.rejected).items() if r[0] not in done]
     todo = [s for s in sources if s.id not in done]
-    skipped = len(sources) - len(todo)
+    report.skipped = len(sources) - len(todo) + len(found.rejected) - len(rejected)
 
     next_part = max(_parts(root / "manifest.parquet", ".parquet"), default=0) + 1
     next_row = len(st.manifest)
@@ -235,7 +348,6 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     size = config.part_size
     jobs = [(next_part + k, todo[i:i + size], config, root / "waveforms")
             for k, i in enumerate(range(0, len(todo), size))]
-    added, n_rejected = 0, 0
     undiscovered = rejected  # inputs that could not even be discovered commit with the first batch
     with progress_bar(progress) as bar:
         task = bar.add_task(f"ingesting into {root.name}", total=len(todo))
@@ -245,18 +357,22 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
             for part_row, meta in enumerate(batch.metas):
                 meta["part_row"] = part_row  # rows of duplicates stay in the file, unreferenced
                 if meta["record_key"] in keys:
-                    dropped.append((meta["source"], f"duplicate record id {meta['ecg_id']}: already stored "
-                                                    f"from {keys[meta['record_key']]}"))
-                else:
-                    keys[meta["record_key"]] = meta["source"]
-                    kept.append(meta)
+                    dropped.append((meta["source"], f"duplicate: the same signal is already stored from "
+                                                    f"{keys[meta['record_key']]}"))
+                    continue
+                keys[meta["record_key"]] = meta["source"]
+                meta = policy.apply(meta, pseudonymizer)
+                if meta["ecg_id"] in taken:  # another ECG of the same name (record 1 of two datasets)
+                    meta["ecg_id"] = f"{meta['ecg_id']}~{meta['record_key'].split(':')[1][:8]}"
+                taken.add(meta["ecg_id"])
+                kept.append(meta)
             _commit(root, batch.number, kept, dropped, batch.waveforms, next_row)
             next_row += len(kept)
-            added += len(kept)
-            n_rejected += len(dropped)
+            report.added += len(kept)
+            report.rejected += len(dropped)
             bar.advance(task, len(batch.metas) + len(batch.rejected))
     if undiscovered:
         _commit(root, next_part, [], undiscovered, None, next_row)
-        n_rejected += len(undiscovered)
-    return IngestReport(added, skipped, n_rejected, root)
-
+        report.rejected += len(undiscovered)
+    _compact_quarantine(root)
+    return report

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ecgscope.errors import EcgscopeError
 from ecgscope.leads import STANDARD_LEADS
+from ecgscope.privacy import PrivacyPolicy, Pseudonymizer
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +59,7 @@ class StoreConfig:
     def from_json(cls, text: str) -> StoreConfig:
         """Parse ``store.json``."""
         data = json.loads(text)
+        data.pop("privacy", None)  # read by Store.privacy
         data["leads"] = tuple(data["leads"])
         return cls(**data)
 
@@ -86,13 +88,15 @@ class Store:
         if not (self.root / "store.json").exists():
             raise StoreError(f"{self.root} is not an ecgscope store (no store.json); create one with "
                              "`ecgscope ingest SRC --store DIR`")
-        self.config = StoreConfig.from_json((self.root / "store.json").read_text())
+        text = (self.root / "store.json").read_text()
+        self.config = StoreConfig.from_json(text)
+        self.privacy = PrivacyPolicy.from_dict(json.loads(text).get("privacy"))
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the manifest and quarantine (after an ingest)."""
         self.manifest = _read_parts(self.root / "manifest.parquet")
-        self.quarantine = _read_parts(self.root / "quarantine.parquet")
+        self.quarantine = _read_parts(self.root / "quarantine.parquet").drop_duplicates(ignore_index=True)
         if len(self.manifest):
             self.manifest = self.manifest.sort_values("row", kind="stable").reset_index(drop=True)
         # plain arrays: a pandas row lookup would cost more than the read itself
@@ -111,6 +115,15 @@ class Store:
         part = _signal(str(self.waveform_path(int(self._part[row]))), os.getpid())
         return part[int(self._part_row[row])].astype(np.float32)
 
+    def site_table(self, table: pd.DataFrame, key: str | Path | None = None) -> pd.DataFrame:
+        """An imaging or outcomes table with its patient ids (and dates) mapped as this store's were, so it
+        links to the manifest; unchanged for a store that kept its ids."""
+        if self.privacy.identifiers == "keep":
+            return table
+        pseudonymizer = Pseudonymizer.from_file(key, create=False)
+        self.privacy.check_key(pseudonymizer, str(self.root))
+        return pseudonymizer.table(table, shift_dates=self.privacy.shift_dates)
+
     def info(self) -> dict:
         """A summary: config, counts, sources, quarantine reasons."""
         size = sum(p.stat().st_size for p in (self.root / "waveforms").glob("*.h5")) if len(self) else 0
@@ -119,6 +132,7 @@ class Store:
             "patients": int(self.manifest["patient_id"].nunique()) if len(self) else 0,
             "formats": self.manifest["format"].value_counts().to_dict() if len(self) else {},
             "rejected": len(self.quarantine), "waveform_bytes": int(size),
+            "identifiers": self.privacy.identifiers + (", dates shifted" if self.privacy.shift_dates else ""),
         }
 
 
@@ -126,4 +140,6 @@ def _read_parts(folder: Path) -> pd.DataFrame:
     parts = sorted(_parts(folder, ".parquet").items())
     if not parts:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(p) for _, p in parts], ignore_index=True)
+    tables = [pd.read_parquet(p) for _, p in parts]
+    tables = [t for t in tables if len(t)] or tables[:1]  # empty parts would make pandas guess column types
+    return pd.concat(tables, ignore_index=True)

@@ -67,7 +67,9 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
                               overwrite=True, progress=progress)
-    ingest([cohort_dir / "wfdb"], out / "store", fs=MODEL_FS, rate=int(MODEL_FS), progress=progress)
+    # simulated subjects are no one: ids stay as simulated, so the truth tables join by them
+    ingest([cohort_dir / "wfdb"], out / "store", fs=MODEL_FS, rate=int(MODEL_FS), identifiers="keep",
+           progress=progress)
     store = Store(out / "store")
 
     mri = pd.read_parquet(cohort_dir / "measurements" / "mri.parquet")

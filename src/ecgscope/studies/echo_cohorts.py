@@ -53,7 +53,7 @@ def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 
     store = out / f"{preset}_store"
     # the PTB-XL layout has a 100 Hz tree only beside 500 Hz records; other rates are in the "hr" tree
     rate = 100 if fs == 100 and get_preset(preset).fs == 500 else 500
-    ingest([files / "wfdb"], store, fs=fs, rate=rate, progress=progress)
+    ingest([files / "wfdb"], store, fs=fs, rate=rate, identifiers="keep", progress=progress)
 
     manifest = Store(store).manifest
     table = link_imaging(manifest, files / "measurements" / "echo.parquet", days_before=ECHO_DAYS_BEFORE,
@@ -74,7 +74,7 @@ def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, prog
     files = write_cohort(simulate_cohort("code15", n=n, seed=seed), out / "code15_files", formats=("code15",),
                          overwrite=True, progress=progress)
     store = out / "code15_store"
-    ingest([files / "code15"], store, fs=fs, progress=progress)
+    ingest([files / "code15"], store, fs=fs, identifiers="keep", progress=progress)
     exams = pd.read_csv(files / "code15" / "exams.csv")
     first = exams.loc[exams["timey"].notna(), "exam_id"].astype(str)
     manifest = Store(store).manifest

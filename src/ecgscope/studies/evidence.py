@@ -82,7 +82,7 @@ def _survival_cohort(out: Path, model: Path, n: int, seed: int, fs: float, progr
     """Simulate, ingest and predict a hospital cohort followed for death; one row per patient."""
     sim = write_cohort(simulate_cohort("hospital", n=n, seed=seed), out / "survival_files", formats=("wfdb",),
                        overwrite=True, progress=progress)
-    ingest([sim / "wfdb"], out / "survival_store", fs=fs, rate=int(fs), progress=progress)
+    ingest([sim / "wfdb"], out / "survival_store", fs=fs, rate=int(fs), identifiers="keep", progress=progress)
     predictions = predict_store(model, out / "survival_store", progress=progress)
     frame = survival_frame(predictions, sim / "outcomes.parquet")
     truth = pd.read_parquet(sim / "truth" / "patients.parquet")

@@ -39,7 +39,7 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
     sim = write_cohort(simulate_cohort(preset, n=n, seed=seed), out / f"{preset}_files", formats=("wfdb",),
                        overwrite=True, progress=progress)
     store = out / f"{preset}_store"
-    ingest([sim / "wfdb"], store, fs=fs, rate=int(fs), progress=progress)
+    ingest([sim / "wfdb"], store, fs=fs, rate=int(fs), identifiers="keep", progress=progress)
     table = derive_labels(link_imaging(Store(store).manifest, sim / "measurements" / "mri.parquet",
                                        days_before=90, days_after=90), PHENOTYPES)
     table["split"] = patient_split(table, split, stratify="rv_dysfunction", seed=seed) if split[0] < 1 else "test"

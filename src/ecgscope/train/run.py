@@ -77,6 +77,17 @@ def check_cohort_matches_store(cohort: pd.DataFrame, store: Store, name: str | P
                           "with `ecgscope cohort build`")
 
 
+def check_binary_targets(cohort: pd.DataFrame, binary: list[str], name: str | Path) -> None:
+    """Raise ``CohortError`` unless every binary target holds only 0, 1 or missing values."""
+    for target in binary:
+        values = pd.to_numeric(cohort[target], errors="coerce")
+        bad = cohort[target].notna() & ~values.isin([0, 1])
+        if bad.any():
+            examples = ", ".join(map(str, cohort.loc[bad, target].unique()[:3]))
+            raise CohortError(f"{name}: binary target {target!r} holds values other than 0 and 1 (e.g. "
+                              f"{examples}); list a continuous measurement under data.regression")
+
+
 def best_validation_loss(run_dir: Path) -> float:
     """The lowest validation loss a training run logged (the epoch its saved model comes from)."""
     logged = pd.read_csv(Path(run_dir) / "logs" / "version_0" / "metrics.csv")
@@ -115,23 +126,25 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     replaced for the new targets) with the mode in ``cfg.train.finetune``.
     """
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True)
     saved = out / "config.yaml"
     if resume and saved.exists() and saved.read_text() != text:
         raise ConfigError(f"{saved} differs from the configuration given: resume with the same one")
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
-    write_text(saved, text)
 
+    # everything that can be checked is checked before the run folder exists: a refused run leaves nothing
     store = Store(cfg.data.store)
     cohort = load_table(cfg.data.cohort)
     targets = cfg.data.regression + cfg.data.binary
     missing = [c for c in ("ecg_row", "ecg_id", "split", "patient_id", *targets) if c not in cohort.columns]
     if missing:
         raise CohortError(f"{cfg.data.cohort} lacks column(s) {missing}; build it with `ecgscope cohort build`")
+    check_binary_targets(cohort, cfg.data.binary, cfg.data.cohort)
     check_cohort_matches_store(cohort, store, cfg.data.cohort)
     check_no_leakage(cohort)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(saved, text)
     split = carve_calibration(cohort, cfg.train.calibration_fraction, cfg.train.seed).to_numpy()
     values = {k: cohort[k].to_numpy(dtype=float) for k in targets}
     spec = TaskSpec.from_targets({k: v[split == "train"] for k, v in values.items()}, cfg.data.regression,
