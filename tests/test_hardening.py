@@ -349,3 +349,23 @@ def test_saved_models_follow_the_umask(tmp_path, mask):
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o777 & ~mask
     assert (path / "weights.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_many_parts_are_merged_so_opening_the_store_stays_cheap(tmp_path):
+    paths = [_copy_ludb(tmp_path / "in", f"r{k}", lambda t: t.replace(" 5000", " 50", 1)) for k in range(40)]
+    report = ingest(paths, tmp_path / "store", workers=1, part_size=1, progress=False)
+    parts = list((tmp_path / "store" / "quarantine.parquet").glob("part-*.parquet"))
+    assert report.rejected == 40 and len(parts) == 1
+    assert len(Store(tmp_path / "store").quarantine) == 40
+    again = ingest(paths, tmp_path / "store", workers=1, part_size=1, progress=False)
+    assert again.skipped == 40 and again.rejected == 0
+    # 40 stored records in 40 batches: one manifest part, and every row still reads its own waveform part
+    ingest([SHARED_DATA / "cinc2021"], tmp_path / "one", workers=1, part_size=1, progress=False)
+    ingest([SHARED_DATA / "cinc2021"], tmp_path / "many", workers=1, part_size=40, progress=False)
+    one, many = Store(tmp_path / "one"), Store(tmp_path / "many")
+    assert len(list((tmp_path / "one" / "manifest.parquet").glob("*.parquet"))) == 1
+    assert len(one) == len(many) == 23 and one.manifest["part"].nunique() == 23
+    np.testing.assert_array_equal(np.stack([one.read(r) for r in range(23)]),
+                                  np.stack([many.read(r) for r in range(23)]))
+    ingest([LUDB], tmp_path / "one", workers=1, progress=False)  # reopening keeps every merged part's waveforms
+    assert len(Store(tmp_path / "one")) == 24 and np.isfinite(Store(tmp_path / "one").read(5)).all()

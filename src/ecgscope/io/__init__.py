@@ -23,7 +23,7 @@ from ecgscope.io import arrays, code15, dicom, echonext, hl7aecg, muse, philips
 from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io.atomic import atomic_dir, atomic_file, write_parquet, write_text
 from ecgscope.io.base import Source, file_problem
-from ecgscope.io.discovery import Discovered, dataset_format, walk
+from ecgscope.io.discovery import Discovered, dataset_format, sniff, walk, xml_root_tag
 
 _DISCOVER = {
     "wfdb": wfdb_io.discover, "ptbxl": wfdb_io.discover_ptbxl, "mimic": wfdb_io.discover_mimic,
@@ -36,18 +36,6 @@ _LOAD = {
     "dicom": dicom.load, "array": arrays.load,
 }
 FORMATS = tuple(_DISCOVER)
-
-
-def xml_root_tag(path: Path) -> str:
-    """The local name of an XML file's root element, from its first 4 kB ('' when there is none)."""
-    with path.open("rb") as handle:
-        raw = handle.read(4096)
-    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"  # Philips 1.04 files are UTF-16
-    head = raw.decode(encoding, errors="replace")
-    for chunk in head.split("<")[1:]:
-        if chunk[:1] not in "?!":
-            return chunk.split()[0].rstrip(">/").split(":")[-1]
-    return ""
 
 
 def detect_format(path: str | Path) -> str:
@@ -78,18 +66,11 @@ def detect_format(path: str | Path) -> str:
     problem = file_problem(path)
     if problem:
         raise UnknownFormatError(f"{path}: {problem}")
-    with path.open("rb") as handle:
-        head = handle.read(132)
-    if suffix == ".dcm" or head[128:132] == b"DICM":
-        return "dicom"
+    fmt = sniff(path)
+    if fmt:
+        return fmt
     if suffix == ".xml":
         tag = xml_root_tag(path)
-        if tag == "RestingECG":
-            return "muse"
-        if tag == "AnnotatedECG":
-            return "hl7aecg"
-        if tag == philips.ROOT_TAG:
-            return "philips"
         raise UnknownFormatError(f"{path}: XML with root <{tag or '?'}> is not GE MUSE (<RestingECG>), HL7 aECG "
                                  f"(<AnnotatedECG>) or Philips (<{philips.ROOT_TAG}>)")
     raise UnknownFormatError(f"{path}: unknown ECG format; ecgscope reads {', '.join(FORMATS)}")

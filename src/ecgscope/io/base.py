@@ -130,20 +130,20 @@ def typical_p2p_mv(signal: np.ndarray) -> float:
 def check_amplitude(signal: np.ndarray, where: str) -> None:
     """Reject a signal whose amplitude cannot be millivolts: microvolts labelled mV, or a gain off by 10x.
 
-    Three rules: no sample beyond ``MAX_SAMPLE_MV``, the 99.9th percentile of |x| within ``MAX_PLAUSIBLE_MV``,
+    Three rules: the 99.9th percentile of |x| within ``MAX_PLAUSIBLE_MV``, no sample beyond ``MAX_SAMPLE_MV``,
     and the median over leads
     of each lead's robust peak-to-peak must lie in ``GAIN_P2P_MV`` (a resting ECG's leads swing about 0.3 to
     3 mV; a gain ten times too high or too low moves most of them out of range together).
     """
     finite = np.abs(signal[np.isfinite(signal)])
-    if finite.size and finite.max() > MAX_SAMPLE_MV:
-        raise InvalidRecord(where, f"a sample of {finite.max():.3g} mV: no surface ECG reaches {MAX_SAMPLE_MV:g} mV, "
-                                   "so the file holds corrupt values (or a wrong unit or gain)")
     if finite.size and np.quantile(finite, 0.999) > MAX_PLAUSIBLE_MV:
         peak = float(np.quantile(finite, 0.999))
         raise InvalidRecord(where, f"amplitude {peak:.0f} is implausible for mV (a resting ECG stays within "
                                    f"+-{MAX_PLAUSIBLE_MV:g} mV); the values look like microvolts labelled as "
                                    "millivolts: check the unit or gain")
+    if finite.size and finite.max() > MAX_SAMPLE_MV:
+        raise InvalidRecord(where, f"a sample of {finite.max():.3g} mV: no surface ECG reaches {MAX_SAMPLE_MV:g} mV, "
+                                   "so the file holds corrupt values (or a wrong unit or gain)")
     if signal.ndim != 2 or signal.shape[0] < 3 or not finite.size:
         return  # the gain rule is a median over leads; too few leads say nothing
     p2p = typical_p2p_mv(signal)

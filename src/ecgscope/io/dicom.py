@@ -10,6 +10,7 @@ plain "V1".
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -54,10 +55,12 @@ def load(source: Source) -> ECG:
     where = source.path
     check_file(source.path, where)
     try:
-        ds = pydicom.dcmread(source.path)
+        # from memory (the file is at most 64 MB): a corrupt element length then reads what is there instead
+        # of allocating the gigabytes it declares
+        ds = pydicom.dcmread(io.BytesIO(Path(source.path).read_bytes()))
         has_waveforms = "WaveformSequence" in ds
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidRecord(where, f"not a readable DICOM file ({exc})") from exc
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+        raise InvalidRecord(where, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     if not has_waveforms:
         raise InvalidRecord(where, "DICOM file has no WaveformSequence: not an ECG waveform object")
     for i, g in enumerate(ds.WaveformSequence):
@@ -77,9 +80,11 @@ def load(source: Source) -> ECG:
         values = ds.waveform_array(index).T  # (channels, samples), sensitivity applied
     except Exception as exc:  # pydicom raises several types for inconsistent waveform data
         raise InvalidRecord(where, f"waveform data do not match their description ({exc})") from exc
-    channels = group.ChannelDefinitionSequence
-    units = [c.ChannelSensitivityUnitsSequence[0].CodeValue if "ChannelSensitivityUnitsSequence" in c else "uV"
-             for c in channels]
+    channels = group.get("ChannelDefinitionSequence") or []
+    if len(channels) != values.shape[0]:
+        raise InvalidRecord(where, f"{len(channels)} channel definitions for {values.shape[0]} waveform channels")
+    units = [str(c.ChannelSensitivityUnitsSequence[0].get("CodeValue", "?")) if c.get(
+        "ChannelSensitivityUnitsSequence") else "uV" for c in channels]
     signal = values * np.array([mv_factor(u, where) for u in units])[:, None]
     leads = [_lead_name(c) for c in channels]
     age = str(ds.get("PatientAge", "") or "")

@@ -53,9 +53,21 @@ def dataset_format(folder: Path) -> str | None:
     return None
 
 
+def xml_root_tag(path: Path) -> str:
+    """The local name of an XML file's root element, from its first 4 kB ('' when there is none)."""
+    with path.open("rb") as handle:
+        raw = handle.read(4096)
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8"  # Philips 1.04 files are UTF-16
+    head = raw.decode(encoding, errors="replace")
+    for chunk in head.split("<")[1:]:
+        if chunk[:1] not in "?!":
+            return chunk.split()[0].rstrip(">/").split(":")[-1] if chunk.split() else ""
+    return ""
+
+
 def sniff(path: Path) -> str | None:
     """The format of one regular file from its name and first bytes; None when it is no ECG format."""
-    from ecgscope.io import philips, xml_root_tag
+    from ecgscope.io import philips
 
     suffix = path.suffix.lower()
     if suffix == ".hea" or suffix in _WFDB_SIGNAL:

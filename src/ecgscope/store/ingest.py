@@ -52,8 +52,9 @@ MANIFEST_COLUMNS = tuple(MANIFEST_SCHEMA.names)
 QUARANTINE_SCHEMA = pa.schema([("source", pa.string()), ("reason", pa.string())])
 #: Seconds one file may take to read and standardise before it is quarantined (a 64 MB XML parses in ~5 s).
 READ_TIME_LIMIT_S = 60.0
-#: Quarantine parts beyond this many are merged into one when an ingest ends (each part costs a file open).
-MAX_QUARANTINE_PARTS = 32
+#: Manifest or quarantine parts beyond this many are merged into one when an ingest ends (opening a store
+#: reads every part: thousands of small files made it take seconds).
+MAX_PARTS = 16
 
 
 @dataclass
@@ -231,15 +232,16 @@ def _write_typed(table: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
         pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), tmp)
 
 
-def _compact_quarantine(root: Path) -> None:
-    """Merge many quarantine parts into one: written under the highest part's name (a crash before the others
-    are removed leaves rows twice, which reading drops), then the rest removed."""
-    parts = sorted(_parts(root / "quarantine.parquet", ".parquet").items())
-    if len(parts) <= MAX_QUARANTINE_PARTS:
+def _compact(folder: Path, schema: pa.Schema) -> None:
+    """Merge a folder of many parts into one, so opening the store reads one file: written under the highest
+    part's name (a kill before the others are removed leaves rows twice, which reading drops), then the rest
+    removed. A manifest row keeps naming its waveform part, so merged manifest parts still commit theirs."""
+    parts = sorted(_parts(folder, ".parquet").items())
+    if len(parts) <= MAX_PARTS:
         return
     import pyarrow.parquet as pq
 
-    merged = pa.concat_tables([pq.read_table(p, schema=QUARANTINE_SCHEMA) for _, p in parts])
+    merged = pa.concat_tables([pq.read_table(p, schema=schema) for _, p in parts])
     with atomic_file(parts[-1][1]) as tmp:
         pq.write_table(merged, tmp)
     for _, path in parts[:-1]:
@@ -272,7 +274,9 @@ def open_for_writing(root: Path, config: StoreConfig, privacy: PrivacyPolicy | N
         write_text(root / "store.json", json.dumps(text, indent=2) + "\n")
     if not os.access(root, os.W_OK | os.X_OK):
         raise StoreError(f"the store folder {root} is not writable by this user")
-    committed = set(_parts(root / "manifest.parquet", ".parquet"))
+    committed = set(_parts(root / "manifest.parquet", ".parquet"))  # parts whose manifest part was written...
+    if (root / "manifest.parquet").exists():  # ...and those named by merged manifest rows
+        committed |= set(Store(root).manifest.get("part", pd.Series(dtype=int)).astype(int))
     for number, path in _parts(root / "waveforms", ".h5").items():
         if number not in committed:
             path.unlink()
@@ -374,5 +378,6 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     if undiscovered:
         _commit(root, next_part, [], undiscovered, None, next_row)
         report.rejected += len(undiscovered)
-    _compact_quarantine(root)
+    _compact(root / "manifest.parquet", MANIFEST_SCHEMA)
+    _compact(root / "quarantine.parquet", QUARANTINE_SCHEMA)
     return report

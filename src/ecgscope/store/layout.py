@@ -97,8 +97,9 @@ class Store:
         """Re-read the manifest and quarantine (after an ingest)."""
         self.manifest = _read_parts(self.root / "manifest.parquet")
         self.quarantine = _read_parts(self.root / "quarantine.parquet").drop_duplicates(ignore_index=True)
-        if len(self.manifest):
-            self.manifest = self.manifest.sort_values("row", kind="stable").reset_index(drop=True)
+        if len(self.manifest):  # a row twice: an ingest killed while merging parts; one copy is the row
+            self.manifest = (self.manifest.drop_duplicates("row").sort_values("row", kind="stable")
+                             .reset_index(drop=True))
         # plain arrays: a pandas row lookup would cost more than the read itself
         self._part = self.manifest["part"].to_numpy(dtype=np.int64) if len(self.manifest) else np.empty(0, int)
         self._part_row = self.manifest["part_row"].to_numpy(dtype=np.int64) if len(self.manifest) else self._part
