@@ -369,3 +369,22 @@ def test_many_parts_are_merged_so_opening_the_store_stays_cheap(tmp_path):
                                   np.stack([many.read(r) for r in range(23)]))
     ingest([LUDB], tmp_path / "one", workers=1, progress=False)  # reopening keeps every merged part's waveforms
     assert len(Store(tmp_path / "one")) == 24 and np.isfinite(Store(tmp_path / "one").read(5)).all()
+
+
+@pytest.mark.parametrize("args", [
+    ["pretrain", "--store", "s", "--out", "o", "--epochs", "0"],
+    ["pretrain", "--store", "s", "--out", "o", "--lr", "nan"],
+    ["embed", "m", "--store", "s", "--batch-size", "0"],
+    ["motion", "train", "--store", "s", "--cohort", "c", "--motion", "m", "--out", "o", "--recon-weight", "inf"],
+    ["ensemble", "--cohort", "c", "--label", "y", "--out", "o", "--folds", "1"],
+    ["evaluate", "p", "--out", "o", "--n-boot", "0"],
+    ["survival", "p", "--outcomes", "x", "--predictor", "rvef", "--out", "o", "--per", "0"],
+    ["cohort", "build", "--store", "s", "--imaging", "i", "--out", "o.parquet", "--days-before", "-1"],
+    ["cohort", "phenogroups", "--imaging", "i", "--out", "o.json", "--k", "1"],
+    ["demo", "--n", "5", "--out", "o"],
+])
+def test_every_command_refuses_out_of_range_numbers_in_one_line(tmp_path, args):
+    result = _cli(*[str(tmp_path / a) if a in ("s", "o", "m", "c", "p", "x", "i", "o.parquet", "o.json") else a
+                    for a in args])
+    assert result.exit_code == 2 and "error:" in result.output and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "o").exists()

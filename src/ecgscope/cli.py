@@ -154,6 +154,9 @@ def demo(
 
     if study not in ("a", "b", "both"):
         _fail(ValueError(f"--study must be a, b or both, not {study!r}"))
+    _require(n >= 100, f"--n must be at least 100 subjects (the study splits them three ways), not {n}")
+    _require(epochs >= 1, f"--epochs must be at least 1, not {epochs}")
+    _writable_target(out, "--out", folder=True)
     try:
         with exclusive_run(out):
             _demo(out, n, epochs, seed, model, study)
@@ -250,13 +253,12 @@ def ingest(
 
     Exit status: 0 all stored, 3 some inputs rejected (the rest stored), 2 nothing could be done.
     """
+    from ecgscope.io import input_exists
     from ecgscope.store import ingest as run_ingest
 
     _finite(fs, "--fs", 50, 20_000)
     _finite(seconds, "--seconds", 1, 3600)
     _finite(input_fs, "--input-fs", 50, 20_000)
-    from ecgscope.io import input_exists
-
     missing = [str(p) for p in sources if not input_exists(p)]
     _require(len(missing) < len(sources), f"nothing to ingest: {', '.join(missing[:3])} not found")
     _writable_target(store, "--store", folder=True)
@@ -366,6 +368,8 @@ def cohort_build(
     from ecgscope.io import write_parquet
     from ecgscope.store import Store
 
+    _finite(days_before, "--days-before", 0, 36_500)
+    _finite(days_after, "--days-after", 0, 36_500)
     _writable_target(out, "--out", folder=False)
     try:
         st = Store(store)
@@ -404,6 +408,8 @@ def cohort_phenogroups(
     from ecgscope.cohort.phenogroups import hf_death_followup
     from ecgscope.io import write_text
 
+    _require(k >= 2, f"--k must be at least 2 groups, not {k}")
+    _writable_target(out, "--out", folder=False)
     try:
         echo = load_table(imaging)
         time, event = hf_death_followup(echo, load_table(outcomes)) if outcomes is not None else (None, None)
@@ -458,6 +464,31 @@ def finetune(
 
 
 @app.command()
+def explain(
+    model: Annotated[Path, typer.Argument(help="model directory")],
+    ecg: Annotated[Path, typer.Argument(help="one ECG file in any format ecgscope reads")],
+    target: Annotated[str, typer.Option(help="the target to explain, e.g. rvef or rv_dysfunction")],
+    out: Annotated[Path, typer.Option(help="output folder (attributions, importance tables, figure)")],
+    method: Annotated[str, typer.Option(help="integrated_gradients or occlusion")] = "integrated_gradients",
+    window_s: Annotated[float, typer.Option(help="occlusion window, s")] = 0.25,
+) -> None:
+    """Why the model predicts what it does for one ECG: attribution per sample, per lead and per 0.5 s window,
+    drawn over the 12 leads and the median beat."""
+    from ecgscope.explain import explain_file
+
+    _finite(window_s, "--window-s", 0.01, 10)
+    _writable_target(out, "--out", folder=True)
+    try:
+        path = explain_file(model, ecg, target, out, method=method, window_s=window_s)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    shares = json.loads((path / "explanation.json").read_text())["lead_importance"]
+    top = sorted(shares.items(), key=lambda kv: -kv[1])[:3]
+    console.print(f"{target}: most attribution in " + ", ".join(f"{lead} {share:.0%}" for lead, share in top))
+    console.print(f"[green]wrote[/] {path / 'explanation.png'} and the tables beside it")
+
+
+@app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model directory")],
     store: Annotated[Path, typer.Option(help="store whose ECGs to predict")],
@@ -493,6 +524,11 @@ def pretrain(
     """Self-supervised pretraining: contrast two windows of each ECG (leads dropped, noise added) with NT-Xent."""
     from ecgscope.foundation import pretrain_encoder
 
+    _require(epochs >= 1 and batch_size >= 2, f"--epochs must be >= 1 and --batch-size >= 2 (NT-Xent needs "
+                                              f"negatives), not {epochs} and {batch_size}")
+    _finite(lr, "--lr", 1e-8, 10)
+    _finite(view_s, "--view-s", 0.5, 60)
+    _writable_target(out, "--out", folder=True)
     try:
         model_dir = pretrain_encoder(store, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
                                      view_s=view_s, seed=seed, num_workers=num_workers, resume=resume)
@@ -516,6 +552,8 @@ def embed(
 
     if (model is None) == (ecgfounder is None):
         _fail(ValueError("give either a MODEL directory or --ecgfounder CHECKPOINT"))
+    _require(batch_size >= 1, f"--batch-size must be at least 1, not {batch_size}")
+    _writable_target(out, "--out", folder=False)
     try:
         encoder = ecgfounder_encoder(ecgfounder) if ecgfounder is not None else load_encoder(model)
         embed_store(encoder, store, out, batch_size=batch_size)
@@ -567,6 +605,10 @@ def motion_train(
     from ecgscope.cohort import load_table
     from ecgscope.motion import train_motion
 
+    _require(epochs >= 1 and batch_size >= 1, f"--epochs and --batch-size must be at least 1, not {epochs} and "
+                                              f"{batch_size}")
+    _finite(recon_weight, "--recon-weight", 0, 1e6)
+    _writable_target(out, "--out", folder=True)
     try:
         model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder,
                                  init_encoder=init_encoder, epochs=epochs, batch_size=batch_size,
@@ -587,6 +629,7 @@ def motion_generate(
     """One generated cycle per ECG: velocity and displacement curves with s', e', a', e'/a', displacement, timing."""
     from ecgscope.motion import generate_motion
 
+    _writable_target(out, "--out", folder=False)
     try:
         table = generate_motion(model, store, out)
     except (EcgscopeError, ValueError, OSError) as exc:
@@ -661,6 +704,8 @@ def ensemble(
             frame[f"{label}_pred"] = probabilities[name].to_numpy()
             write_parquet(frame, out / (f"{stem}.parquet" if name == "ensemble" else f"{stem}_{name}.parquet"))
 
+    _require(folds >= 2, f"--folds must be at least 2, not {folds}")
+    _writable_target(out, "--out", folder=True)
     try:
         dev = load_table(cohort)
         if label not in dev.columns:
@@ -716,6 +761,7 @@ def evaluate(
     from ecgscope.evaluate import age_bands as bands
     from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation, scored_rows
 
+    _require(n_boot >= 10, f"--n-boot must be at least 10, not {n_boot}")
     _writable_target(out, "--out", folder=True)
     with _removed_on_failure(out):
         try:
@@ -764,6 +810,8 @@ def survival(
     from ecgscope.cohort import load_table
     from ecgscope.survival.analysis import run_survival, survival_frame
 
+    _require(math.isfinite(per) and per != 0, f"--per must be a finite, non-zero change, not {per:g}")
+    _finite(horizon, "--horizon", 0.01, 100)
     _writable_target(out, "--out", folder=True)
     with _removed_on_failure(out):
         try:

@@ -117,21 +117,26 @@ def _band(fs: float, low: float, high: float) -> np.ndarray:
     return butter(2, [low, min(high, 0.45 * fs)], btype="band", fs=fs, output="sos")
 
 
-def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, int] | None:
-    """The median beat (12, samples) of a standard-order record, aligned on QRS peaks of the summed slope
-    across leads, and the index of the alignment point; None when fewer than three beats are found."""
+def beat_centres(signal: np.ndarray, fs: float) -> tuple[np.ndarray, list[int], int, int]:
+    """QRS alignment points of a standard-order record: the band-passed signal, the centres (each beat's
+    largest total deflection near a peak of the summed slope across leads), and the samples kept before and
+    after each centre for a beat."""
     x = sosfiltfilt(_band(float(fs), 0.5, 40.0), signal, axis=-1)
     slope = np.abs(np.diff(sosfiltfilt(_band(float(fs), 8.0, 20.0), signal, axis=-1), axis=-1)).sum(0)
     height = 0.35 * np.percentile(slope, 99.5)
     peaks, _ = find_peaks(slope, height=height, distance=int(0.3 * fs))
     before, after = int(0.35 * fs), int(0.4 * fs)
     peaks = peaks[(peaks >= before) & (peaks < x.shape[-1] - after)]
-    if len(peaks) < 3:
-        return None
     # align each beat on its largest total deflection near the slope peak, so the QRS windows overlap
     centre = [p - int(0.06 * fs) + int(np.argmax(np.abs(x[:, p - int(0.06 * fs):p + int(0.06 * fs)]).sum(0)))
               for p in peaks]
-    centre = [c for c in centre if before <= c < x.shape[-1] - after]
+    return x, [c for c in centre if before <= c < x.shape[-1] - after], before, after
+
+
+def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, int] | None:
+    """The median beat (12, samples) of a standard-order record, aligned on QRS peaks of the summed slope
+    across leads, and the index of the alignment point; None when fewer than three beats are found."""
+    x, centre, before, after = beat_centres(signal, fs)
     if len(centre) < 3:
         return None
     beats = np.stack([x[:, c - before:c + after] for c in centre])
