@@ -148,3 +148,19 @@ def test_the_same_key_gives_the_same_pseudonyms_and_another_key_is_refused(tmp_p
     kept = ingest([src], tmp_path / "c", workers=1, identifiers="keep", progress=False)
     assert kept.added == 1 and Store(tmp_path / "c").manifest.loc[0, "patient_id"] == "1"
     assert Store(tmp_path / "c").privacy.identifiers == "keep"
+
+
+def test_pseudonymize_maps_a_site_table_with_the_stores_key_and_refuses_another(tmp_path):
+    ingest([SHARED_DATA / "ludb" / "1"], tmp_path / "s", workers=1, pseudonym_key=tmp_path / "k1", shift_dates=True,
+           progress=False)
+    pd.DataFrame({"patient_id": ["1"], "study_date": ["2021-03-20"], "rvef": [50.0]}).to_csv(tmp_path / "t.csv",
+                                                                                          index=False)
+    args = ["pseudonymize", str(tmp_path / "t.csv"), "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o.csv")]
+    result = CliRunner().invoke(app, [*args, "--pseudonym-key", str(tmp_path / "k1")])
+    assert result.exit_code == 0, result.output
+    mapped = pd.read_csv(tmp_path / "o.csv")
+    assert mapped.loc[0, "patient_id"] == Store(tmp_path / "s").manifest.loc[0, "patient_id"]
+    assert mapped.loc[0, "study_date"] != "2021-03-20"  # shifted by the patient's keyed offset
+    Pseudonymizer.from_file(tmp_path / "k2")
+    wrong = CliRunner().invoke(app, [*args, "--pseudonym-key", str(tmp_path / "k2")])
+    assert wrong.exit_code == 2 and "fingerprint" in wrong.output
