@@ -15,7 +15,7 @@ from ecgscope.cohort import carve_calibration, derive_labels, link_imaging, pati
 from ecgscope.config import ConfigError, RunConfig, load_config
 from ecgscope.store import Store, ingest
 from ecgscope.train import load_model
-from ecgscope.train.run import train_from_config
+from ecgscope.train.run import best_validation_loss, train_from_config
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +97,12 @@ def test_run_killed_mid_epoch_and_resumed_ends_like_an_uninterrupted_one(data, t
     a, b = load_file(str(clean / "weights.safetensors")), load_file(str(resumed / "weights.safetensors"))
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-6, atol=1e-7)
+    # the learning-rate grid compares runs by their best validation loss: a resumed run keeps every epoch's
+    # (Lightning's own log restarts at the resume and has lost epoch 0)
+    history = pd.read_csv(resumed.parent / "validation_history.csv")
+    assert list(history.epoch) == [0, 1, 2]
+    pd.testing.assert_frame_equal(history, pd.read_csv(clean.parent / "validation_history.csv"), rtol=1e-6)
+    assert best_validation_loss(resumed.parent) == pytest.approx(best_validation_loss(clean.parent), rel=1e-6)
 
 
 SEEDED_RUN = """

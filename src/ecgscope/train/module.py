@@ -248,6 +248,34 @@ class RestoreBestWeights(L.Callback):
         self.best, self.state = state_dict["best"], state_dict["state"]
 
 
+class ValidationHistory(L.Callback):
+    """Every epoch's validation metrics, carried in the checkpoints and written to ``path`` after each
+    validation: Lightning's CSV logger starts a resumed run's file afresh, so its record alone would lose the
+    epochs before a resume (and the learning-rate grid would compare runs on part of their history)."""
+
+    def __init__(self, path: str | Path):
+        self.path, self.rows = Path(path), []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        from ecgscope.io.atomic import write_text
+
+        row = {"epoch": int(trainer.current_epoch),
+               **{k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")}}
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
+        columns = sorted({k for r in self.rows for k in r} - {"epoch"})
+        lines = [",".join(["epoch", *columns])]
+        lines += [",".join([str(r["epoch"]), *(repr(r[c]) if c in r else "" for c in columns)]) for r in self.rows]
+        write_text(self.path, "\n".join(lines) + "\n")
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = list(state_dict["rows"])
+
+
 class RngState(L.Callback):
     """Carry torch's random state (dropout, GAN noise) through checkpoints, CPU and every CUDA device, so a
     resumed run draws the same numbers as an uninterrupted one on either."""

@@ -45,6 +45,7 @@ from ecgscope.train.module import (
     RestoreBestWeights,
     RngState,
     TaskSpec,
+    ValidationHistory,
     inference_device,
     monitor_mode,
     predict_batches,
@@ -89,8 +90,10 @@ def check_binary_targets(cohort: pd.DataFrame, binary: list[str], name: str | Pa
 
 
 def best_validation_loss(run_dir: Path) -> float:
-    """The lowest validation loss a training run logged (the epoch its saved model comes from)."""
-    logged = pd.read_csv(Path(run_dir) / "logs" / "version_0" / "metrics.csv")
+    """The lowest validation loss of a training run over all its epochs, resumed or not (``ValidationHistory``;
+    runs made before it kept only Lightning's log)."""
+    history = Path(run_dir) / "validation_history.csv"
+    logged = pd.read_csv(history if history.exists() else Path(run_dir) / "logs" / "version_0" / "metrics.csv")
     return float(logged["val/loss"].min())
 
 
@@ -188,7 +191,8 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
     # the very end, and a killed run could not resume
     hooks = [*extra, ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RestoreBestWeights(cfg.train.monitor), RngState(), *(callbacks or [])]
+             RestoreBestWeights(cfg.train.monitor), RngState(), ValidationHistory(out / "validation_history.csv"),
+             *(callbacks or [])]
     if cfg.train.patience:
         hooks.append(EarlyStopping(cfg.train.monitor, mode=monitor_mode(cfg.train.monitor),
                                    patience=cfg.train.patience))
