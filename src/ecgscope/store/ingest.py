@@ -274,15 +274,15 @@ def open_for_writing(root: Path, config: StoreConfig, privacy: PrivacyPolicy | N
         write_text(root / "store.json", json.dumps(text, indent=2) + "\n")
     if not os.access(root, os.W_OK | os.X_OK):
         raise StoreError(f"the store folder {root} is not writable by this user")
+    store = Store(root)  # orphans below are waveform parts no manifest knows: removing them changes no row
     committed = set(_parts(root / "manifest.parquet", ".parquet"))  # parts whose manifest part was written...
-    if (root / "manifest.parquet").exists():  # ...and those named by merged manifest rows
-        committed |= set(Store(root).manifest.get("part", pd.Series(dtype=int)).astype(int))
+    committed |= set(store.manifest.get("part", pd.Series(dtype=int)).astype(int))  # ...or named by merged rows
     for number, path in _parts(root / "waveforms", ".h5").items():
         if number not in committed:
             path.unlink()
     for leftover in root.rglob("*.partial"):
         leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
-    return Store(root)
+    return store
 
 
 def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0, seconds: float = 10.0,
