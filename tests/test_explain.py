@@ -121,3 +121,21 @@ def test_explain_command_writes_the_tables_and_the_figure_for_a_muse_file(tmp_pa
     bad = CliRunner().invoke(app, ["explain", str(model), str(path), "--target", "lvef", "--out",
                                    str(tmp_path / "no")])
     assert bad.exit_code == 2 and "no target 'lvef'" in bad.output and not (tmp_path / "no").exists()
+
+
+def test_a_cox_head_is_explained_through_its_log_risk():
+    spec = TaskSpec(regression=["rvef"], survival=["death"], mean={"rvef": 58.0}, std={"rvef": 6.0})
+
+    class Survival(ReadsV1):
+        def __init__(self):
+            super().__init__(500)
+            self.head = nn.Linear(16, spec.n_outputs)
+
+    model = Survival().eval()
+    found = attribute(model, spec, _ecg(), "death", STANDARD_LEADS, 50.0)
+    column = head_column(spec, "death")
+    assert column == spec.layout["death"][0] != head_column(spec, "rvef")
+    assert found.lead_importance()["V1"] == pytest.approx(1.0)
+    with torch.no_grad():
+        flat = float(model(torch.zeros(1, 12, 500))[0, column])
+    assert found.values.sum() == pytest.approx(found.output - flat, abs=1e-4)  # the log-risk's change, complete
