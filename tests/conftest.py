@@ -14,6 +14,16 @@ from ecgscope.simulate.export import write_cohort
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def ludb_leads_uv() -> dict:
+    """LUDB record 1 (a real 12-lead ECG, 500 Hz x 10 s) as {canonical lead name: samples in uV}."""
+    import wfdb
+
+    from ecgscope.leads import normalize_lead_names
+
+    record = wfdb.rdrecord(str(SHARED_DATA / "ludb" / "1"))
+    return dict(zip(normalize_lead_names(record.sig_name), (record.p_signal * 1000).T, strict=True))
+
+
 def pytest_configure(config):
     """Every ingest in the tests pseudonymizes with a throw-away key, never the user's own."""
     os.environ["ECGSCOPE_PSEUDONYM_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="ecgscope-key-")) / "key")

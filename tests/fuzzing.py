@@ -14,28 +14,21 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import wfdb
 
 from ecgscope import io
 from ecgscope.io.base import GAIN_P2P_MV, MAX_SAMPLE_MV, MIN_SECONDS, typical_p2p_mv
 from ecgscope.store.ingest import _standardise_or_reason
 from ecgscope.store.layout import StoreConfig
 
+from .conftest import SHARED_DATA, ludb_leads_uv
 from .writers import MUSE_LEADS, write_dicom_ecg, write_hl7aecg, write_muse
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FORMATS = ("wfdb", "muse", "hl7aecg", "dicom", "code15", "npy", "csv", "philips")
 KINDS = ("flip_bytes", "truncate", "insert_bytes", "edit_field", "drop_part", "fs_object")
 #: Values an edited field takes: the ones that broke readers (0, negative, huge, not a number, empty).
 NASTY = ("0", "-1", "-500", "1e400", "400", "nan", "inf", "", "99999999999999", "abc", "0.0000001", "2.5", "-0")
 CONFIG = StoreConfig(fs=500.0, n_samples=5000)
 INPUT_OPTIONS = {"fs": 500.0, "units": "mV", "store_fs": 500.0}
-
-
-def _uv() -> dict[str, np.ndarray]:
-    record = wfdb.rdrecord(str(SHARED_DATA / "ludb" / "1"))
-    canonical = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
-    return {canonical.get(n.upper(), n.upper()): record.p_signal[:, i] * 1000 for i, n in enumerate(record.sig_name)}
 
 
 def seeds(folder: Path) -> dict[str, Path]:
@@ -47,7 +40,7 @@ def seeds(folder: Path) -> dict[str, Path]:
     if all(p.exists() for p in done.values()):
         return done
     root.mkdir(parents=True, exist_ok=True)
-    uv = _uv()
+    uv = ludb_leads_uv()
     for suffix in (".hea", ".dat"):
         shutil.copy(SHARED_DATA / "ludb" / f"1{suffix}", root / f"rec{suffix}")
     done["wfdb"].write_text(done["wfdb"].read_text().replace("1.dat", "rec.dat").replace("1 12", "rec 12", 1))

@@ -90,7 +90,6 @@ def test_an_unknown_target_or_method_is_refused():
 def test_explain_command_writes_the_tables_and_the_figure_for_a_muse_file(tmp_path):
     import json
 
-    import wfdb
     from typer.testing import CliRunner
 
     from ecgscope.cli import app
@@ -98,11 +97,10 @@ def test_explain_command_writes_the_tables_and_the_figure_for_a_muse_file(tmp_pa
     from ecgscope.signal import default_pipeline
     from ecgscope.train import save_model
 
-    from .conftest import SHARED_DATA
+    from .conftest import ludb_leads_uv
     from .writers import MUSE_LEADS, write_muse
 
-    record = wfdb.rdrecord(str(SHARED_DATA / "ludb" / "1"))
-    uv = {n.upper(): record.p_signal[:, i] * 1000 for i, n in enumerate(record.sig_name)}
+    uv = ludb_leads_uv()
     path = write_muse(tmp_path / "ecg.xml", {n: uv[n] for n in MUSE_LEADS})
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

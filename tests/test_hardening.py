@@ -24,16 +24,10 @@ from typer.testing import CliRunner
 from ecgscope.cli import app
 from ecgscope.store import Store, ingest
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, ludb_leads_uv
 from .writers import MUSE_LEADS, write_dicom_ecg, write_hl7aecg, write_muse
 
 LUDB = SHARED_DATA / "ludb" / "1"
-
-
-def _ludb_uv() -> dict[str, np.ndarray]:
-    record = wfdb.rdrecord(str(LUDB))
-    return {n.upper() if n.upper() not in ("AVR", "AVL", "AVF") else "aV" + n[-1].upper(): record.p_signal[:, i] * 1000
-            for i, n in enumerate(record.sig_name)}
 
 
 def _copy_ludb(folder: Path, name: str, header_edit=None) -> Path:
@@ -58,20 +52,20 @@ def _code15(path: Path, tracings=None, exam_id=None, **datasets) -> Path:
 
 
 def _muse(path: Path, edit) -> Path:
-    uv = _ludb_uv()
+    uv = ludb_leads_uv()
     write_muse(path, {n: uv[n] for n in MUSE_LEADS})
     path.write_text(edit(path.read_text()))
     return path
 
 
 def _aecg(path: Path, edit) -> Path:
-    write_hl7aecg(path, _ludb_uv())
+    write_hl7aecg(path, ludb_leads_uv())
     path.write_text(edit(path.read_text()))
     return path
 
 
 def _dicom(path: Path, drop: str) -> Path:
-    write_dicom_ecg(path, _ludb_uv())
+    write_dicom_ecg(path, ludb_leads_uv())
     ds = pydicom.dcmread(path)
     delattr(ds.WaveformSequence[0], drop)
     ds.save_as(path)
@@ -233,7 +227,7 @@ def test_a_symlink_loop_is_refused_and_a_folder_cycle_is_walked_once(tmp_path):
 
 
 def test_every_file_of_a_mixed_folder_is_accounted_for(tmp_path):
-    uv = _ludb_uv()
+    uv = ludb_leads_uv()
     folder = tmp_path / "exports"
     (folder / "xml").mkdir(parents=True)
     write_muse(folder / "xml" / "ecg.xml", {n: uv[n] for n in MUSE_LEADS})

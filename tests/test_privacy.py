@@ -15,7 +15,6 @@ import pandas as pd
 import pydicom
 import pytest
 import torch
-import wfdb
 from pydicom.dataset import Dataset
 from typer.testing import CliRunner
 
@@ -27,7 +26,7 @@ from ecgscope.signal import default_pipeline
 from ecgscope.store import Store, ingest
 from ecgscope.train import TaskSpec, save_model
 
-from .conftest import SHARED_DATA
+from .conftest import SHARED_DATA, ludb_leads_uv
 from .writers import MUSE_LEADS, write_dicom_ecg, write_hl7aecg, write_muse
 
 _GIVEN = ("Zebulon", "Ottilie", "Casimir", "Henrike", "Ambrosius", "Leocadia", "Thaddeus", "Wilhelmina")
@@ -48,11 +47,8 @@ def _secrets() -> list[str]:
 
 
 def _uv(shift: float) -> dict[str, np.ndarray]:
-    record = wfdb.rdrecord(str(SHARED_DATA / "ludb" / "1"))
-    canonical = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
     rng = np.random.default_rng(int(shift * 1000))
-    return {canonical.get(n.upper(), n.upper()): record.p_signal[:, i] * 1000 * (1 + shift) + rng.normal(0, 5, 5000)
-            for i, n in enumerate(record.sig_name)}
+    return {name: values * (1 + shift) + rng.normal(0, 5, values.size) for name, values in ludb_leads_uv().items()}
 
 
 def _exports(folder: Path) -> None:

@@ -116,7 +116,7 @@ def discover_inputs(paths, format: str | None = None, **options) -> Discovered:
             except (EcgscopeError, OSError, ValueError) as exc:  # detection failed
                 found.rejected.append((str(path), exc.reason if isinstance(exc, InvalidRecord) else str(exc)))
         else:
-            walk(path, lambda p, fmt: discover(p, fmt, **options), found, arrays, options)
+            walk(path, lambda p, fmt: discover(p, fmt, **options), found, arrays)
     return found
 
 
@@ -128,7 +128,7 @@ def load(source: Source) -> ECG:
         raise
     except EcgscopeError as exc:
         raise InvalidRecord(source.id, str(exc)) from exc
-    except (Exception, MemoryError, RecursionError) as exc:  # a reader bug or a file no rule foresaw
+    except Exception as exc:  # a reader bug or a file no rule foresaw (MemoryError and RecursionError too)
         raise InvalidRecord(source.id, f"reader error: {type(exc).__name__}: {exc}") from exc
 
 

@@ -84,8 +84,7 @@ def sniff(path: Path) -> str | None:
     return None
 
 
-def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discovered, arrays: bool,
-         options: dict) -> None:
+def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discovered, arrays: bool) -> None:
     """Account for every file below ``folder`` in ``found`` (``discover(path, fmt)`` names a path's sources;
     ``arrays``: read CSV and NumPy files as records, which needs their rate and unit)."""
     visited: set[str] = set()

@@ -160,7 +160,7 @@ def _standardise_or_reason(source: Source, config: StoreConfig):
         return exc.reason
     except ReadTimeLimit:
         return f"reading took longer than {READ_TIME_LIMIT_S:g} s: not read"
-    except (Exception, MemoryError, RecursionError) as exc:  # standardising, not reading: still this file's
+    except Exception as exc:  # standardising, not reading: still this file's
         return f"reader error: {type(exc).__name__}: {exc}"
 
 
