@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ecgscope demo --out runs/demo
 
-test: $(STAMP)
+# the viewer's end-to-end test drives Debian's headless Chromium; installed here when missing (needs root
+# and the Debian archive), and the target fails, loudly, where it cannot be
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver for the viewer test (apt-get)"; \
+	  { [ "$$(id -u)" = 0 ] && SUDO= || SUDO=sudo; } ; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver \
+	  || { echo "ERROR: could not install chromium and chromium-driver, which the viewer test needs"; exit 1; }; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --durations=10
 

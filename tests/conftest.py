@@ -48,3 +48,12 @@ def echo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim") / "echo"
     return write_cohort(simulate_cohort("echo-dev", n=40, seed=12), out, formats=("echonext",), progress=False,
                         workers=1)
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory):
+    """A tiny model trained on a simulated hospital cohort at 100 Hz (RVEF and RV dysfunction), with intervals,
+    thresholds, an out-of-distribution reference and a model card."""
+    from .service_model import train_small_model
+
+    return train_small_model(tmp_path_factory.mktemp("small-model"))

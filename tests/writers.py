@@ -12,11 +12,14 @@ MUSE_LEADS = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
 def write_muse(path: Path, leads_uv: dict[str, np.ndarray], fs: int = 500, uv_per_bit: float = 4.88,
-               patient: str = "P001", raw_override: dict[str, str] | None = None) -> Path:
+               patient: str = "P001", raw_override: dict[str, str] | None = None,
+               patient_name: tuple[str, str] | None = None) -> Path:
     """A GE MUSE RestingECG export: a median and a rhythm waveform, int16 LE base64 per lead."""
     root = ET.Element("RestingECG")
     demo = ET.SubElement(root, "PatientDemographics")
     ET.SubElement(demo, "PatientID").text = patient
+    if patient_name is not None:
+        ET.SubElement(demo, "PatientLastName").text, ET.SubElement(demo, "PatientFirstName").text = patient_name
     ET.SubElement(demo, "PatientAge").text = "64"
     ET.SubElement(demo, "Gender").text = "FEMALE"
     test = ET.SubElement(root, "TestDemographics")

@@ -491,20 +491,109 @@ def explain(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model directory")],
-    store: Annotated[Path, typer.Option(help="store whose ECGs to predict")],
-    out: Annotated[Path, typer.Option(help="output Parquet table")] = Path("predictions.parquet"),
+    store: Annotated[Path | None, typer.Option(help="store whose ECGs to predict")] = None,
+    inputs: Annotated[list[Path] | None, typer.Option("--input", help="ECG files or folders (any mix of formats), "
+                                                                      "assessed as the service does; no store")] = None,
+    out: Annotated[Path, typer.Option(help="output table: .parquet, or .csv")] = Path("predictions.parquet"),
+    pages: Annotated[Path | None, typer.Option(help="with --input: a folder for one printable HTML page per "
+                                                    "ECG")] = None,
+    input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
+    input_units: Annotated[str | None, typer.Option(help="units of CSV / .npy inputs: mV, uV or V")] = None,
+    input_leads: Annotated[str | None, typer.Option(help="lead order of .npy rows, comma-separated")] = None,
 ) -> None:
-    """Predict every ECG in a store: values with conformal intervals, probabilities, risks."""
-    from ecgscope.io import write_parquet
-    from ecgscope.train.predict import predict_store
+    """Predict every ECG in a store (values with conformal intervals, probabilities, risks), or assess ECG files
+    as the service does (--input): each row `result`, `cannot_assess` or `unreadable`, with its reasons."""
+    from ecgscope.io import input_exists, write_parquet
 
+    _require((store is None) != (not inputs), "give either --store or --input (files or folders)")
+    _require(out.suffix.lower() in (".parquet", ".csv"), f"--out {out}: name a .parquet or .csv file")
+    _require(pages is None or bool(inputs), "--pages needs --input")
+    _finite(input_fs, "--input-fs", 50, 20_000)
     _writable_target(out, "--out", folder=False)
+    if pages is not None:
+        _writable_target(pages, "--pages", folder=True)
+    if inputs:
+        missing = [str(p) for p in inputs if not input_exists(p)]
+        _require(not missing, f"not found: {', '.join(missing[:3])}")
     try:
-        table = predict_store(model, store)
-        write_parquet(table, out)
+        if inputs:
+            from ecgscope.serve.clinic import predict_files
+
+            table = predict_files(model, inputs, pages=pages, fs=input_fs, units=input_units,
+                                  leads=tuple(input_leads.split(",")) if input_leads else None)
+        else:
+            from ecgscope.train.predict import predict_store
+
+            table = predict_store(model, store)
+        if out.suffix.lower() == ".csv":
+            from ecgscope.io import write_text
+
+            write_text(out, table.to_csv(index=False))
+        else:
+            write_parquet(table, out)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
-    console.print(f"[green]wrote[/] {len(table):,} predictions ({', '.join(table.columns[2:])}) to [bold]{out}[/]")
+    if inputs:
+        counts = table["status"].value_counts().to_dict() if len(table) else {}
+        console.print(f"[green]wrote[/] {len(table):,} rows to [bold]{out}[/]: " +
+                      ", ".join(f"{counts.get(s, 0)} {s}" for s in ("result", "cannot_assess", "unreadable")))
+        if pages is not None:
+            console.print(f"printable pages in [bold]{pages}[/]")
+    else:
+        console.print(f"[green]wrote[/] {len(table):,} predictions ({', '.join(table.columns[2:])}) to [bold]{out}[/]")
+
+
+@app.command()
+def serve(
+    models: Annotated[list[Path], typer.Argument(help="model directories (each served under its folder name)")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port", min=1, max=65535)] = 8000,
+    api_keys: Annotated[Path | None, typer.Option(help="file of API keys, one per line (also: "
+                                                       "$ECGSCOPE_API_KEYS, comma-separated)")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="serve without keys (loopback only)")] = False,
+    max_upload_mb: Annotated[float, typer.Option(help="largest upload, MiB")] = 16.0,
+    time_limit_s: Annotated[float, typer.Option(help="time limit per request, s")] = 30.0,
+    cors_origin: Annotated[list[str] | None, typer.Option(help="allow browser calls from this origin "
+                                                               "(repeatable); default: none")] = None,
+    runtime: Annotated[str, typer.Option(help="auto (the faster of torch and onnxruntime), torch, "
+                                              "onnxruntime")] = "auto",
+) -> None:
+    """Serve models over HTTP: POST /v1/predict and /v1/explain, GET /v1/models and /health, the API docs at
+    /docs and the web viewer at /. Every route but /health and the viewer needs a bearer key."""
+    import ipaddress
+    import logging
+
+    try:
+        import uvicorn
+
+        from ecgscope.serve.app import create_app, read_api_keys
+    except ImportError as exc:
+        _fail(f"the service needs its extra: pip install 'ecgscope[serve]' ({exc})")
+    _finite(max_upload_mb, "--max-upload-mb", 0.01, 1024)
+    _finite(time_limit_s, "--time-limit-s", 0.1, 3600)
+    _require(runtime in ("auto", "torch", "onnxruntime"), "--runtime must be auto, torch or onnxruntime")
+    try:
+        keys = read_api_keys(api_keys, os.environ.get("ECGSCOPE_API_KEYS"))
+    except (EcgscopeError, OSError) as exc:
+        _fail(exc)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    _require(bool(keys) or no_auth, "no API key: give --api-keys FILE or set ECGSCOPE_API_KEYS (or --no-auth, "
+                                    "on loopback only)")
+    _require(not (no_auth and not keys and not loopback), f"--no-auth is allowed on loopback only, not on {host}")
+    try:
+        service = create_app(models, api_keys=keys or None, max_upload_bytes=int(max_upload_mb * 2**20),
+                             time_limit_s=time_limit_s, cors_origins=cors_origin, runtime=runtime)
+    except (EcgscopeError, ValueError, OSError) as exc:
+        _fail(exc)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name, assessor in service.state.assessors.items():
+        console.print(f"model [bold]{name}[/] ({assessor.identity['version']}, {assessor.runtime.name})")
+    console.print(f"serving on http://{host}:{port} (viewer at /, API docs at /docs)"
+                  + ("" if keys else " [yellow]without authentication[/]"))
+    uvicorn.run(service, host=host, port=port, access_log=False, log_level="warning")
 
 
 @app.command()

@@ -36,3 +36,40 @@ def quality_metrics(signal: np.ndarray, fs: float) -> dict[str, float]:
     """All metrics ingest stores in the manifest."""
     return {"max_abs_mv": float(np.abs(signal).max()), "saturated_fraction": saturated_fraction(signal),
             **noise_levels(signal, fs)}
+
+
+def beat_snr_db(signal: np.ndarray, fs: float) -> np.ndarray | None:
+    """Per lead of a standard-order record (mV), the signal-to-noise ratio estimated from its beats, in dB by
+    the MIT-BIH noise-stress rule the simulator uses: signal power (median-beat QRS peak-to-peak)^2 / 8, noise
+    power the median over beats of each beat's mean squared departure from the median beat (0.5-40 Hz, so
+    baseline wander and mains are left to the model's filters and an ectopic beat does not decide it).
+    None when fewer than three beats are found."""
+    from ecgscope.signal.leadcheck import beat_centres
+
+    x, centres, before, after = beat_centres(np.asarray(signal, dtype=np.float64), fs)
+    if len(centres) < 3:
+        return None
+    beats = np.stack([x[:, c - before:c + after] for c in centres])  # (beats, leads, samples)
+    template = np.median(beats, axis=0)
+    qrs = template[:, before - int(0.06 * fs):before + int(0.06 * fs)]
+    signal_power = np.ptp(qrs, axis=1) ** 2 / 8
+    noise_power = np.median(((beats - template) ** 2).mean(axis=2), axis=0)
+    return 10 * np.log10(np.maximum(signal_power, 1e-12) / np.maximum(noise_power, 1e-12))
+
+
+def pacing_spikes(signal: np.ndarray, fs: float, min_mv: float = 1.0, min_leads: int = 2) -> int | None:
+    """How many pacemaker spikes a record shows: moments (>= 200 ms apart) at which at least ``min_leads``
+    leads jump more than ``min_mv`` away from their own 8 ms running median and back (a spike lasts 0.5-2 ms;
+    no QRS is that narrow). None below 250 Hz, where a spike is not resolved and a tall R wave would look
+    like one."""
+    from scipy.ndimage import median_filter
+
+    if fs < 250:
+        return None
+    width = max(3, int(round(0.008 * fs)) | 1)
+    x = np.asarray(signal, dtype=np.float64)
+    departure = np.abs(x - median_filter(x, size=(1, width), mode="nearest"))
+    hits = np.flatnonzero((departure > min_mv).sum(axis=0) >= min_leads)
+    if not hits.size:
+        return 0
+    return int(1 + np.count_nonzero(np.diff(hits) > int(0.2 * fs)))

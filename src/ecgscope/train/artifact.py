@@ -7,14 +7,16 @@
                           of preprocess.json's, checked on load), sha256 of the weights, ecgscope version
     preprocess.json       the input contract: rate, length, leads, units and signal steps (ecgscope.signal.Pipeline)
     metrics.json          whatever evaluation the run recorded
-    model_card.md         intended use, data, performance, limitations
+    model_card.md         intended use, data, performance, limitations (TRIPOD+AI's items, ecgscope.train.card)
+    model_card.json       the same card as data, when the run computed it (GET /v1/models serves it)
+    ood.safetensors       the out-of-distribution reference (ecgscope.train.ood), checksum in model.json
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +30,10 @@ from ecgscope.evaluate.conformal import SplitConformal
 from ecgscope.io.atomic import atomic_dir, atomic_file
 from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
+from ecgscope.train.card import card_markdown
 from ecgscope.train.module import TaskSpec
+from ecgscope.train.ood import FILE as OOD_FILE
+from ecgscope.train.ood import OODReference
 
 #: 2: ``input`` in model.json is the contract of preprocess.json (in 1 it was the architecture's default).
 FORMAT_VERSION = 2
@@ -61,6 +66,8 @@ class LoadedModel:
     pipeline: Pipeline
     info: dict
     conformal: dict[str, SplitConformal]
+    ood: OODReference | None = None
+    card: dict = field(default_factory=dict)
 
 
 def operating_thresholds(y: dict[str, np.ndarray], pred: dict[str, np.ndarray], targets: list[str],
@@ -82,13 +89,14 @@ def file_sha256(path: Path) -> str:
 def save_model(path: str | Path, model: nn.Module, architecture: str, spec: TaskSpec, pipeline: Pipeline, *,
                model_kwargs: dict | None = None, metrics: dict | None = None, data: str = "not recorded",
                conformal: dict[str, SplitConformal] | None = None, thresholds: dict[str, dict] | None = None,
-               overwrite: bool = True) -> Path:
+               ood: OODReference | None = None, card: dict | None = None, overwrite: bool = True) -> Path:
     """Write ``model`` as an artifact directory (atomically) and return its path.
 
     ``conformal`` holds fitted interval calibrations per regression target; ``predict`` uses them.
     ``thresholds`` holds each binary target's operating point, chosen on patients the model will not be
     reported on (``{target: {"rule", "value", "chosen_on"}}``, see :func:`operating_thresholds`);
-    ``ecgscope evaluate --model`` reports at them.
+    ``ecgscope evaluate --model`` reports at them. ``ood`` is the out-of-distribution reference and ``card``
+    the TRIPOD+AI model card (:func:`ecgscope.train.card.model_card`), when the run computed them.
     """
     from safetensors.torch import save_file
 
@@ -98,22 +106,29 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
     with atomic_dir(path, overwrite=overwrite) as tmp:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
+        if ood is not None:
+            ood.save(tmp / OOD_FILE)
         info = {
             "format_version": FORMAT_VERSION, "ecgscope_version": __version__, "architecture": architecture,
             "model_kwargs": kwargs, "tasks": spec.to_dict(), "input": pipeline.to_dict(), "architecture_source": source,
             "weights_sha256": file_sha256(tmp / "weights.safetensors"),
             "conformal": {k: c.to_dict() for k, c in (conformal or {}).items()},
             "thresholds": thresholds or {},
+            "ood": None if ood is None else {"sha256": file_sha256(tmp / OOD_FILE), "file": OOD_FILE},
         }
         (tmp / "model.json").write_text(json.dumps(info, indent=2) + "\n")
         (tmp / "preprocess.json").write_text(pipeline.to_json())
         (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, default=float) + "\n")
-        summary = ", ".join(f"{k}: {v:.3f}" for k, v in (metrics or {}).items() if isinstance(v, int | float))
-        (tmp / "model_card.md").write_text(CARD_TEMPLATE.format(
-            architecture=architecture, targets=", ".join(spec.names) or "-", fs=pipeline.fs,
-            n_samples=pipeline.n_samples, n_leads=len(pipeline.leads), leads=", ".join(pipeline.leads),
-            units=pipeline.units, steps=", ".join(step["name"] for step in pipeline.steps) or "none",
-            data=data, metrics_summary=summary or "none recorded", version=__version__))
+        if card:
+            (tmp / "model_card.json").write_text(json.dumps(card, indent=2, default=float) + "\n")
+            (tmp / "model_card.md").write_text(card_markdown(card))
+        else:
+            summary = ", ".join(f"{k}: {v:.3f}" for k, v in (metrics or {}).items() if isinstance(v, int | float))
+            (tmp / "model_card.md").write_text(CARD_TEMPLATE.format(
+                architecture=architecture, targets=", ".join(spec.names) or "-", fs=pipeline.fs,
+                n_samples=pipeline.n_samples, n_leads=len(pipeline.leads), leads=", ".join(pipeline.leads),
+                units=pipeline.units, steps=", ".join(step["name"] for step in pipeline.steps) or "none",
+                data=data, metrics_summary=summary or "none recorded", version=__version__))
     return Path(path)
 
 
@@ -157,7 +172,14 @@ def load_model(path: str | Path) -> LoadedModel:
     if info.get("format_version", 1) >= 2 and Pipeline.from_dict(info["input"]) != pipeline:
         raise ArtifactError(f"{path}: model.json's input contract ({Pipeline.from_dict(info['input']).describe()}) "
                             f"differs from preprocess.json's ({pipeline.describe()}); one of them was edited")
-    return LoadedModel(model, spec, pipeline, info, conformal)
+    ood = None
+    if info.get("ood"):
+        ood_path = path / info["ood"]["file"]
+        if not ood_path.exists() or file_sha256(ood_path) != info["ood"]["sha256"]:
+            raise ArtifactError(f"{ood_path} is missing or does not match the checksum in model.json")
+        ood = OODReference.load(ood_path)
+    card = json.loads((path / "model_card.json").read_text()) if (path / "model_card.json").exists() else {}
+    return LoadedModel(model, spec, pipeline, info, conformal, ood, card)
 
 
 def onnx_metadata(loaded: LoadedModel) -> dict[str, str]:

@@ -20,18 +20,20 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from ecgscope.cohort import CohortError, carve_calibration, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
-from ecgscope.contract import StoreInput
+from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
 from ecgscope.io import write_text
 from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, operating_thresholds, save_model
+from ecgscope.train.card import model_card, performance
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler, make_loader
 from ecgscope.train.finetune import (
     FrozenInEval,
@@ -53,6 +55,7 @@ from ecgscope.train.module import (
     seeded_model,
     select_device,
 )
+from ecgscope.train.ood import FAR_PERCENTILE, OODReference, embeddings
 
 
 def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int,
@@ -222,6 +225,44 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         for k in cfg.data.binary:
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    rows = {s: cohort["ecg_row"].to_numpy()[split == s] for s in ("train", "calibration")}
+    ood = None
+    if len(rows["train"]) >= 2 and len(rows["calibration"]):
+        # unaugmented: the reference describes ECGs as they arrive, not as training perturbed them
+        ood = OODReference.fit(*(embeddings(module.model, (torch.from_numpy(x) for _, x in usable_batches(
+            source, rows[s], 256))) for s in ("train", "calibration")))
+    card = _card(cfg, cohort, split, values, test, conformal, thresholds, architecture, pipeline, ood)
     return save_model(out / "model", module.model, architecture, spec, pipeline, model_kwargs=kwargs,
                       metrics=metrics, conformal=conformal, thresholds=thresholds,
-                      data=f"{cfg.data.cohort} ({len(data['train'])} train)")
+                      data=f"{cfg.data.cohort} ({len(data['train'])} train)", ood=ood, card=card)
+
+
+def _card(cfg: RunConfig, cohort: pd.DataFrame, split: np.ndarray, values: dict, test: dict, conformal: dict,
+          thresholds: dict, architecture: str, pipeline, ood: OODReference | None) -> dict:
+    """The TRIPOD+AI model card of a finished run, its performance computed on the test split."""
+    is_test = split == "test"
+    frame = cohort.loc[is_test, [c for c in ("sex", "age") if c in cohort.columns]].reset_index(drop=True)
+    intervals = {}
+    for k in cfg.data.regression:
+        frame[k], frame[f"{k}_pred"] = values[k][is_test], test[k]
+        intervals[k] = conformal[k].interval(test[k], test[f"{k}_std"])
+    for k in cfg.data.binary:
+        frame[k], frame[f"{k}_pred"] = values[k][is_test], test[k]
+    counts = {s: f"{int((split == s).sum())} ECGs of {cohort.loc[split == s, 'patient_id'].nunique()} patients"
+              for s in ("train", "val", "calibration", "test")}
+    return model_card(
+        architecture=architecture, targets={"regression": cfg.data.regression, "binary": cfg.data.binary},
+        contract=pipeline.describe(), thresholds=thresholds,
+        conformal_alpha={k: c.alpha for k, c in conformal.items()},
+        data={"cohort": str(cfg.data.cohort), "store": str(cfg.data.store), **counts,
+              "split": "by patient; calibration patients carved from training, never seen by the fit"},
+        performance_by_group=performance(frame, cfg.data.regression, cfg.data.binary, thresholds, intervals)
+        if is_test.any() else {},
+        ood=None if ood is None else {
+            "score": "Mahalanobis distance of the pooled embedding from the training ECGs (Ledoit-Wolf covariance), "
+                     "as a percentile of the calibration ECGs' distances",
+            "far_percentile": FAR_PERCENTILE,
+            "rule": f"an ECG farther from the training data than {FAR_PERCENTILE:g} % of the held-out calibration "
+                    "ECGs is answered 'cannot assess' (about 1 % of in-distribution ECGs by construction)",
+            "n_calibration": int(len(ood.calibration_distances))})
+
