@@ -103,7 +103,7 @@ function showAnswer(answer) {
   if (c.flat_leads) add(c.flat_leads.length ? `flat: ${c.flat_leads.join(", ")}` : "no flat lead", c.flat_leads.length > 0);
   if (c.limb_reversal !== undefined) add(c.limb_reversal ? `limb reversal: ${c.limb_reversal}` : "no limb-electrode reversal suspected", !!c.limb_reversal && !String(c.limb_reversal).startsWith("not"));
   if (c.pacing_spikes !== undefined) add(typeof c.pacing_spikes === "number" ? `${c.pacing_spikes} pacing spikes` : `pacing: ${c.pacing_spikes}`, c.pacing_spikes >= 3);
-  if (c.ood && typeof c.ood === "object") add(`distance from training data: ${fmt(c.ood.percentile)} th percentile (limit ${c.ood.far_percentile})`, c.ood.far);
+  if (c.ood && typeof c.ood === "object") add(`farther from the training data than ${fmt(c.ood.percentile)} % of held-out ECGs (limit ${c.ood.far_percentile} %)`, c.ood.far);
   if (c.contract) add(c.contract === "fits" ? "fits the model's input contract" : c.contract, c.contract !== "fits");
   for (const w of c.warnings || []) add(`warning: ${w}`);
   $("checks").replaceChildren(...items);
