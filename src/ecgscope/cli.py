@@ -536,7 +536,8 @@ def predict(
     if inputs:
         counts = table["status"].value_counts().to_dict() if len(table) else {}
         console.print(f"[green]wrote[/] {len(table):,} rows to [bold]{out}[/]: " +
-                      ", ".join(f"{counts.get(s, 0)} {s}" for s in ("result", "cannot_assess", "unreadable")))
+                      ", ".join(f"{counts.get(s, 0)} {s}" for s in ("result", "cannot_assess", "unreadable")),
+                      soft_wrap=True)
         if pages is not None:
             console.print(f"printable pages in [bold]{pages}[/]")
     else:

@@ -52,6 +52,8 @@ def predict_files(model_dir: str | Path, inputs: list[str | Path], *, pages: str
     assessor = Assessor(model_dir)
     found = io.discover_inputs(inputs, **options)
     rows = [{"file": path, "ecg_id": "", "status": UNREADABLE, "reasons": reason} for path, reason in found.rejected]
+    rows += [{"file": path, "ecg_id": "", "status": UNREADABLE, "reasons": f"not an ECG file ({what})"}
+             for path, what in found.not_ecg]
     if pages is not None:
         Path(pages).mkdir(parents=True, exist_ok=True)
     with progress_bar(progress) as bar:
