@@ -213,6 +213,8 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> 
                   f"model {result.out / 'model'}; data: simulated files {result.out / 'cohort'}, store "
                   f"{result.out / 'store'}, paired cohort {result.out / 'cohort.parquet'}, transfer study "
                   f"{result.out / 'transfer' / 'transfer_metrics.csv'} (and transfer_small/, the smaller hospital)")
+    console.print(f"[green]try the model in the viewer:[/] ecgscope serve {result.out / 'model'} --no-auth, then "
+                  "open http://127.0.0.1:8000/ and drop an ECG file in")
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.

@@ -35,7 +35,7 @@ from ecgscope.contract import ecg_input
 from ecgscope.ecg import ECG
 from ecgscope.errors import ContractError, EcgscopeError
 from ecgscope.signal import flat_leads
-from ecgscope.signal.leadcheck import limb_identity_problem, limb_reversal
+from ecgscope.signal.leadcheck import beat_centres, limb_identity_problem, limb_reversal
 from ecgscope.signal.quality import beat_snr_db, pacing_spikes, saturated_fraction
 from ecgscope.train.artifact import LoadedModel, load_model
 from ecgscope.train.ood import FAR_PERCENTILE
@@ -164,7 +164,8 @@ def quality_checks(ecg: ECG) -> tuple[dict, list[str], ECG | None]:
     checks["flat_leads"] = flat_leads(signal, leads)
     if checks["flat_leads"]:
         reasons.append(f"flat lead(s) {', '.join(checks['flat_leads'])}: electrode off or lead missing")
-    snr = beat_snr_db(signal, fs)
+    beats = beat_centres(np.asarray(signal, dtype=np.float64), fs)  # found once, read by two checks
+    snr = beat_snr_db(signal, fs, beats)
     if snr is None:
         checks["snr_db"] = None
         reasons.append("too noisy: fewer than three beats could be found")
@@ -176,7 +177,7 @@ def quality_checks(ecg: ECG) -> tuple[dict, list[str], ECG | None]:
         if median < MIN_SNR_DB:
             reasons.append(f"too noisy: signal-to-noise {median:.1f} dB in the median lead, below {MIN_SNR_DB:g} dB")
     normalized = bool(ecg.meta.get("normalized"))
-    reversal = None if normalized else limb_reversal(signal, fs)
+    reversal = None if normalized else limb_reversal(signal, fs, beats)
     checks["limb_reversal"] = reversal if not normalized else "not checked (z-scored input)"
     if reversal:
         reasons.append(f"lead reversal: the median beat suggests a {reversal} limb-electrode reversal; check the "

@@ -133,10 +133,11 @@ def beat_centres(signal: np.ndarray, fs: float) -> tuple[np.ndarray, list[int], 
     return x, [c for c in centre if before <= c < x.shape[-1] - after], before, after
 
 
-def median_beat(signal: np.ndarray, fs: float) -> tuple[np.ndarray, int] | None:
+def median_beat(signal: np.ndarray, fs: float, found: tuple | None = None) -> tuple[np.ndarray, int] | None:
     """The median beat (12, samples) of a standard-order record, aligned on QRS peaks of the summed slope
-    across leads, and the index of the alignment point; None when fewer than three beats are found."""
-    x, centre, before, after = beat_centres(signal, fs)
+    across leads, and the index of the alignment point; None when fewer than three beats are found.
+    ``found``: :func:`beat_centres` of the record, when the caller has it already."""
+    x, centre, before, after = found if found is not None else beat_centres(signal, fs)
     if len(centre) < 3:
         return None
     beats = np.stack([x[:, c - before:c + after] for c in centre])
@@ -155,9 +156,10 @@ def _deflections(beat: np.ndarray, r: int, fs: float) -> tuple[np.ndarray, np.nd
     return net, p
 
 
-def limb_reversal(signal: np.ndarray, fs: float) -> str | None:
-    """Which limb-electrode reversal the morphology suggests (see the module's rules), or None."""
-    found = median_beat(np.asarray(signal, dtype=np.float64), fs)
+def limb_reversal(signal: np.ndarray, fs: float, found: tuple | None = None) -> str | None:
+    """Which limb-electrode reversal the morphology suggests (see the module's rules), or None (``found`` as
+    for :func:`median_beat`)."""
+    found = median_beat(np.asarray(signal, dtype=np.float64), fs, found)
     if found is None:
         return None
     net, p = _deflections(*found, fs)
