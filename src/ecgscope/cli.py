@@ -434,12 +434,15 @@ def train(
 ) -> None:
     """Train a model from a store and a cohort table; checkpoints every epoch, resumable."""
     from ecgscope.config import load_config
+    from ecgscope.train.module import is_global_zero
     from ecgscope.train.run import train_model
 
     try:
         model_dir = train_model(load_config(config), resume=resume)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
+    if not is_global_zero():  # under DDP the other ranks end quietly; rank 0 reports
+        return
     metrics = json.loads((model_dir.parent / "test_metrics.json").read_text())
     for name, value in metrics.items():
         console.print(f"  {name:32s} {value:.3f}")
@@ -454,12 +457,15 @@ def finetune(
 ) -> None:
     """Fine-tune a saved model on another cohort: full, linear probe, gradual unfreezing or discriminative LRs."""
     from ecgscope.config import load_config
+    from ecgscope.train.module import is_global_zero
     from ecgscope.train.run import train_model
 
     try:
         model_dir = train_model(load_config(config), resume=resume, init_from=from_model)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
+    if not is_global_zero():
+        return
     for name, value in json.loads((model_dir.parent / "test_metrics.json").read_text()).items():
         console.print(f"  {name:32s} {value:.3f}")
     console.print(f"[green]model:[/] {model_dir}")

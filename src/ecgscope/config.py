@@ -92,6 +92,28 @@ class TrainConfig(_Strict):
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
 
 
+class TrainerConfig(_Strict):
+    """Where training runs and on how many processes (Lightning's ``Trainer``): one process by default.
+
+    ``devices: 4, strategy: ddp`` trains on four GPUs of one machine (or four CPU processes with
+    ``accelerator: cpu``); ``num_nodes`` spreads that over machines launched by ``torchrun`` or SLURM. Every rank
+    reads its own shard of the cohort each epoch, validation metrics are computed on all ranks' predictions
+    gathered, and rank 0 alone writes checkpoints and the model.
+    """
+
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+    devices: int | Literal["auto"] = Field(1, description="processes per machine (GPUs, or CPU processes)")
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = Field("auto", description="auto (one process), ddp, or another Lightning strategy name")
+
+    @field_validator("devices")
+    @classmethod
+    def _positive(cls, devices):
+        if devices != "auto" and devices < 1:
+            raise ValueError("devices must be at least 1 (or auto)")
+        return devices
+
+
 class RunConfig(_Strict):
     """A whole training run (``ecgscope train CONFIG.yaml``)."""
 
@@ -99,6 +121,7 @@ class RunConfig(_Strict):
     data: DataConfig
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     task: Literal["multitask"] = "multitask"
 
     @model_validator(mode="after")

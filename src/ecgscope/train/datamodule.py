@@ -17,21 +17,42 @@ from ecgscope.config import AugmentConfig
 from ecgscope.contract import StoreInput
 
 
-class EpochSeededSampler(Sampler):
-    """Yields (index, epoch): a permutation drawn from (seed, epoch); Lightning calls ``set_epoch``."""
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 outside distributed training)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
-    def __init__(self, n: int, seed: int, shuffle: bool):
+
+class EpochSeededSampler(Sampler):
+    """Yields (index, epoch): a permutation drawn from (seed, epoch); Lightning calls ``set_epoch``.
+
+    With ``shard`` under distributed training, each of W ranks takes every W-th index of the same order
+    (rank r: positions r, r + W, ...), so the ranks together see each index once. A shuffled (training) order
+    is first padded with its own head to a multiple of W, so every rank takes the same number of steps (a few
+    ECGs are seen twice an epoch, as with PyTorch's ``DistributedSampler``); an unshuffled (validation) order
+    is not padded, so gathered validation predictions hold every ECG exactly once.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool, shard: bool = False):
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world = _rank_and_world() if shard else (0, 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _order(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        if self.shuffle and self.world > 1 and self.n % self.world:
+            order = np.concatenate([order, order[: self.world - self.n % self.world]])
+        return order[self.rank::self.world]
+
     def __len__(self) -> int:
-        return self.n
+        return len(self._order())
 
     def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else range(self.n)
-        return iter((int(i), self.epoch) for i in order)
+        return iter((int(i), self.epoch) for i in self._order())
 
 
 def augment(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -98,7 +119,8 @@ class CohortDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.datasets[split]
-        return make_loader(data, self.batch_size, EpochSeededSampler(len(data), self.seed, shuffle), self.num_workers)
+        sampler = EpochSeededSampler(len(data), self.seed, shuffle, shard=True)  # a shard per rank under DDP
+        return make_loader(data, self.batch_size, sampler, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

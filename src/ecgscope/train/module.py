@@ -173,24 +173,34 @@ class MultiTaskModule(L.LightningModule):
     def training_step(self, batch, _):
         x, y = batch
         loss = masked_multitask_loss(self(x), y, self.spec)
-        self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, on_step=False, sync_dist=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._val_outputs, self._val_targets = [], []
+        self._val_outputs, self._val_targets, self._val_loss = [], [], []
 
     def validation_step(self, batch, _):
         x, y = batch
         outputs = self(x)
-        self.log("val/loss", masked_multitask_loss(outputs, y, self.spec), prog_bar=True)
+        self._val_loss.append((float(masked_multitask_loss(outputs, y, self.spec)), len(x)))
         self._val_outputs.append(outputs.detach().float().cpu())
         self._val_targets.append(y.detach().cpu())
 
     def on_validation_epoch_end(self) -> None:
-        if self._val_outputs:  # per-target metrics over the whole validation set, for monitoring
-            outputs, targets = torch.cat(self._val_outputs).numpy(), torch.cat(self._val_targets).numpy()
-            for name, value in validation_metrics(self.spec, outputs, targets).items():
-                self.log(name, value)
+        """``val/loss`` (the batch-size-weighted mean of the batch losses) and the per-target metrics over the
+        whole validation set: under distributed training, gathered from every rank first, so each rank logs
+        the same values and the best epoch, early stop and learning-rate choice see all validation ECGs."""
+        if not self._val_outputs:
+            return
+        outputs, targets = torch.cat(self._val_outputs), torch.cat(self._val_targets)
+        loss = torch.tensor([sum(v * n for v, n in self._val_loss), sum(n for _, n in self._val_loss)],
+                            dtype=torch.float64)
+        if self.trainer.world_size > 1:
+            outputs, targets = gather_rows(self, outputs), gather_rows(self, targets)
+            loss = self.all_gather(loss.to(self.device)).reshape(-1, 2).sum(0).cpu()
+        self.log("val/loss", float(loss[0] / loss[1]), prog_bar=True)
+        for name, value in validation_metrics(self.spec, outputs.numpy(), targets.numpy()).items():
+            self.log(name, value)
 
     def predict_step(self, batch, _):
         return self(batch[0]).float()
@@ -199,8 +209,33 @@ class MultiTaskModule(L.LightningModule):
         groups = self.param_groups or [{"params": list(self.parameters()), "lr": self.lr}]
         opt = torch.optim.AdamW(groups, lr=self.lr, weight_decay=self.weight_decay)
         steps = self.trainer.estimated_stepping_batches
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps)
+        sched = ResumableOneCycleLR(opt, max_lr=[g["lr"] for g in groups], total_steps=steps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class ResumableOneCycleLR(torch.optim.lr_scheduler.OneCycleLR):
+    """One-cycle learning rates that a checkpoint written with another number of steps per epoch (another
+    number of ranks) resumes: the restored position is scaled to this run's total steps, so the schedule
+    continues from the same fraction of training. With the same total it is exactly ``OneCycleLR``."""
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        total, phases = self.total_steps, self._schedule_phases
+        saved_total = state_dict.get("total_steps", total)
+        super().load_state_dict(state_dict)
+        if saved_total != total:
+            self.total_steps, self._schedule_phases = total, phases
+            self.last_epoch = min(round(self.last_epoch * total / saved_total), total - 1)
+            self._step_count = self.last_epoch + 1
+
+
+def gather_rows(module: L.LightningModule, rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``rows`` (n_rank, ...) stacked into one (sum of n_rank, ...) tensor on the CPU, on every
+    rank; ranks may hold different numbers of rows (padded for the collective, then trimmed)."""
+    sizes = module.all_gather(torch.tensor(len(rows), device=module.device)).reshape(-1).tolist()
+    padded = torch.zeros((max(sizes), *rows.shape[1:]), dtype=rows.dtype)
+    padded[: len(rows)] = rows
+    gathered = module.all_gather(padded.to(module.device)).cpu()
+    return torch.cat([gathered[rank, :size] for rank, size in enumerate(sizes)])
 
 
 def seeded_model(name: str, seed: int, **kwargs) -> nn.Module:
@@ -216,6 +251,30 @@ def select_device() -> tuple[str, str]:
     if torch.cuda.is_available():
         return "gpu", "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "cpu", "32-true"
+
+
+def trainer_settings(cfg=None) -> dict:
+    """Lightning ``Trainer`` arguments for where training runs, from a :class:`ecgscope.config.TrainerConfig`
+    (None: one process on the best device): accelerator, devices, nodes, strategy, and the precision
+    (mixed on a GPU, fp32 on a CPU)."""
+    accelerator, precision = select_device()
+    if cfg is None:
+        return {"accelerator": accelerator, "devices": 1, "precision": precision}
+    if cfg.accelerator == "cpu":
+        accelerator, precision = "cpu", "32-true"
+    elif cfg.accelerator == "gpu" and accelerator != "gpu":
+        from ecgscope.config import ConfigError
+
+        raise ConfigError("trainer.accelerator is gpu, but this machine has no CUDA device")
+    return {"accelerator": accelerator, "devices": cfg.devices, "num_nodes": cfg.num_nodes, "strategy": cfg.strategy,
+            "precision": precision}
+
+
+def is_global_zero() -> bool:
+    """Whether this process is rank 0 of a distributed run (or the only process): the one that writes."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def inference_device() -> torch.device:
@@ -261,13 +320,15 @@ class ValidationHistory(L.Callback):
             return
         from ecgscope.io.atomic import write_text
 
+
         row = {"epoch": int(trainer.current_epoch),
                **{k: float(v) for k, v in sorted(trainer.callback_metrics.items()) if k.startswith("val/")}}
         self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]
         columns = sorted({k for r in self.rows for k in r} - {"epoch"})
         lines = [",".join(["epoch", *columns])]
         lines += [",".join([str(r["epoch"]), *(repr(r[c]) if c in r else "" for c in columns)]) for r in self.rows]
-        write_text(self.path, "\n".join(lines) + "\n")
+        if trainer.is_global_zero:  # every rank holds the same gathered metrics; one writes them
+            write_text(self.path, "\n".join(lines) + "\n")
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}
@@ -305,6 +366,9 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # losses are logged per epoch, so a small cohort's few batches per epoch lose nothing
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    # validation metrics are computed from every rank's predictions gathered, so each rank logs the same value
+    warnings.filterwarnings("ignore", message=r".*self.log\('val/.*sync_dist=True.*")
+    warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.all_gather is deprecated.*")
 
 
 def completed_epochs(checkpoint: Path) -> int:

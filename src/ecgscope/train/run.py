@@ -53,7 +53,7 @@ from ecgscope.train.module import (
     predict_batches,
     quiet_lightning,
     seeded_model,
-    select_device,
+    trainer_settings,
 )
 from ecgscope.train.ood import FAR_PERCENTILE, OODReference, embeddings
 
@@ -124,6 +124,11 @@ def train_model(cfg: RunConfig, resume: bool = False, progress: bool = True,
     return runs[chosen]
 
 
+def _what_is_trained(config: dict) -> dict:
+    """A run configuration without its ``trainer`` section: a checkpoint resumes on any number of ranks."""
+    return {k: v for k, v in config.items() if k != "trainer"}
+
+
 def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = True,
                       callbacks: list[L.Callback] | None = None, init_from: str | Path | None = None) -> Path:
     """Train, evaluate on the test split and save the model; return the model directory.
@@ -134,8 +139,10 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     out = Path(cfg.out)
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=True)
     saved = out / "config.yaml"
-    if resume and saved.exists() and saved.read_text() != text:
-        raise ConfigError(f"{saved} differs from the configuration given: resume with the same one")
+    if resume and saved.exists() and _what_is_trained(yaml.safe_load(saved.read_text())) != _what_is_trained(
+            cfg.model_dump(mode="json")):
+        raise ConfigError(f"{saved} differs from the configuration given: resume with the same one (only "
+                          "`trainer`, where and on how many processes it runs, may change)")
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
 
@@ -199,13 +206,15 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     if cfg.train.patience:
         hooks.append(EarlyStopping(cfg.train.monitor, mode=monitor_mode(cfg.train.monitor),
                                    patience=cfg.train.patience))
-    accelerator, precision = select_device()
-    trainer = L.Trainer(max_epochs=cfg.train.max_epochs, accelerator=accelerator, devices=1, precision=precision,
-                        deterministic=True, callbacks=hooks, logger=CSVLogger(out, name="logs", version=0),
-                        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False)
+    trainer = L.Trainer(max_epochs=cfg.train.max_epochs, **trainer_settings(cfg.trainer), deterministic=True,
+                        callbacks=hooks, logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
+                        enable_progress_bar=progress, enable_model_summary=False,
+                        use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
     last = out / "checkpoints" / "last.ckpt"
     datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
+    if not trainer.is_global_zero:  # under DDP, rank 0 alone evaluates and writes the model
+        return out / "model"
 
     module.to(inference_device())  # Lightning hands a fitted model back on the CPU
     val, calibration, test = (_predict(module, data[s], 256, cfg.train.num_workers) for s in ("val", "calibration",

@@ -1,0 +1,133 @@
+"""Distributed data parallel training on two CPU processes (gloo), launched as a user would: `ecgscope train`
+with ``trainer: {accelerator: cpu, devices: 2, strategy: ddp}``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from ecgscope.cohort import carve_calibration
+from ecgscope.contract import StoreInput
+from ecgscope.store import Store
+from ecgscope.train import load_model
+from ecgscope.train.datamodule import EpochSeededSampler
+from ecgscope.train.module import validation_metrics
+
+from .service_model import build_cohort
+
+ECGSCOPE = str(Path(sys.executable).parent / "ecgscope")
+TWO_RANKS = {"accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return build_cohort(tmp_path_factory.mktemp("ddp"), n=90, seed=4)
+
+
+def _config(data, out: Path, epochs: int = 2, trainer: dict | None = None) -> Path:
+    store, cohort = data
+    cfg = {"out": str(out), "data": {"store": str(store), "cohort": str(cohort), "regression": ["rvef"],
+                                     "binary": ["rv_dysfunction"]},
+           "model": {"name": "compact_cnn_tiny"}, "train": {"max_epochs": epochs, "batch_size": 8},
+           "trainer": trainer or TWO_RANKS}
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _train(config: Path, *args: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two ranks on two cores
+    return subprocess.Popen([ECGSCOPE, "train", str(config), *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _finish(process: subprocess.Popen) -> str:
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output[-3000:]
+    return output
+
+
+def test_the_sampler_gives_each_rank_a_disjoint_share():
+    orders = []
+    for rank in range(3):
+        sampler = EpochSeededSampler(10, seed=1, shuffle=True)
+        sampler.rank, sampler.world = rank, 3
+        sampler.set_epoch(2)
+        orders.append([i for i, _ in sampler])
+    assert {len(o) for o in orders} == {4}  # padded to 12: every rank takes the same number of steps
+    assert set(sum(orders, [])) == set(range(10))
+    validation = []
+    for rank in range(3):
+        sampler = EpochSeededSampler(10, seed=1, shuffle=False)
+        sampler.rank, sampler.world = rank, 3
+        validation += [i for i, _ in sampler]
+    assert sorted(validation) == list(range(10))  # no padding: each validation ECG counted once
+
+
+def test_ddp_validation_metrics_are_those_of_all_ranks_predictions(data, tmp_path):
+    out = tmp_path / "run"
+    output = _finish(_train(_config(data, out)))
+    assert "rv_dysfunction_auroc" in output  # rank 0 reported; the model was written once
+    history = pd.read_csv(out / "validation_history.csv")
+    best = history.loc[history["val/loss"].idxmin()]  # the restored epoch
+
+    store, cohort_path = data
+    cohort = pd.read_parquet(cohort_path)
+    split = carve_calibration(cohort, 0.15, seed=0).to_numpy()
+    val = cohort[split == "val"]
+    loaded = load_model(out / "model")
+    x = StoreInput(loaded.pipeline, Store(store)).read_many(val["ecg_row"].to_numpy())
+    with torch.no_grad():
+        outputs = loaded.model(torch.from_numpy(x)).numpy()
+    targets = loaded.spec.encode({k: val[k].to_numpy(float) for k in ("rvef", "rv_dysfunction")})
+    everyone = validation_metrics(loaded.spec, outputs, targets)
+    assert best["val/mae_rvef"] == pytest.approx(everyone["val/mae_rvef"], abs=1e-4)
+    assert best["val/auroc_rv_dysfunction"] == pytest.approx(everyone["val/auroc_rv_dysfunction"], abs=1e-6)
+    one_rank = validation_metrics(loaded.spec, outputs[0::2], targets[0::2])  # what rank 0 alone would log
+    assert abs(one_rank["val/mae_rvef"] - best["val/mae_rvef"]) > 1e-3
+
+
+def test_a_ddp_run_killed_mid_run_resumes_to_identical_weights(data, tmp_path):
+    whole = tmp_path / "whole"
+    _finish(_train(_config(data, whole, epochs=3)))
+
+    killed = tmp_path / "killed"
+    config = _config(data, killed, epochs=3)
+    _killed_after_first_checkpoint(config, killed)
+    _finish(_train(config, "--resume"))
+
+    a, b = load_file(whole / "model" / "weights.safetensors"), load_file(killed / "model" / "weights.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float((a[k].float() - b[k].float()).abs().max()) for k in a) == 0.0
+
+
+def _killed_after_first_checkpoint(config: Path, out: Path) -> None:
+    process = _train(config, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoints" / "last.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # every rank, in the middle of the next epoch
+    process.communicate()
+    assert not (out / "model").exists()
+
+
+def test_a_ddp_checkpoint_resumes_on_one_process(data, tmp_path):
+    out = tmp_path / "run"
+    _killed_after_first_checkpoint(_config(data, out, epochs=2), out)
+    single = _config(data, out, epochs=2, trainer={"accelerator": "cpu", "devices": 1})
+    output = _finish(_train(single, "--resume"))
+    assert "rvef_mae" in output
+    history = pd.read_csv(out / "validation_history.csv")
+    assert list(history["epoch"]) == [0, 1] and np.isfinite(history["val/loss"]).all()
