@@ -131,3 +131,55 @@ def test_a_ddp_checkpoint_resumes_on_one_process(data, tmp_path):
     assert "rvef_mae" in output
     history = pd.read_csv(out / "validation_history.csv")
     assert list(history["epoch"]) == [0, 1] and np.isfinite(history["val/loss"]).all()
+
+
+def _contrastive_rank(rank: int, world: int, init_file: str, z1_all, z2_all, out: str) -> None:
+    """One rank of the NT-Xent check: its share of the global batch, negatives gathered from every rank."""
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from ecgscope.foundation.contrastive import nt_xent
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    share = len(z1_all) // world
+    z1 = z1_all[rank * share:(rank + 1) * share].clone().requires_grad_(True)
+    z2 = z2_all[rank * share:(rank + 1) * share].clone().requires_grad_(True)
+    loss = nt_xent(z1, z2, 0.1, gather=True)
+    loss.backward()
+    save_file({"loss": loss.detach().reshape(1), "g1": z1.grad, "g2": z2.grad}, f"{out}/rank{rank}.safetensors")
+    dist.destroy_process_group()
+
+
+def test_the_contrastive_loss_under_ddp_is_the_global_batch_loss(tmp_path):
+    import torch.multiprocessing as mp
+
+    from ecgscope.foundation.contrastive import nt_xent
+
+    generator = torch.Generator().manual_seed(0)
+    z1, z2 = torch.randn(12, 16, generator=generator), torch.randn(12, 16, generator=generator)
+    whole1, whole2 = z1.clone().requires_grad_(True), z2.clone().requires_grad_(True)
+    loss = nt_xent(whole1, whole2, 0.1)
+    loss.backward()
+    single = float(loss.detach())
+    world = 2
+    mp.spawn(_contrastive_rank, args=(world, str(tmp_path / "init"), z1, z2, str(tmp_path)), nprocs=world)
+    for rank in range(world):
+        got = load_file(tmp_path / f"rank{rank}.safetensors")
+        assert float(got["loss"][0]) == pytest.approx(single, abs=1e-6)  # same number on every rank
+        rows = slice(rank * 6, (rank + 1) * 6)
+        # each rank's views get world x their share; DDP's mean of parameter gradients restores the global one
+        torch.testing.assert_close(got["g1"] / world, whole1.grad[rows], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(got["g2"] / world, whole2.grad[rows], atol=1e-6, rtol=1e-5)
+    local = nt_xent(z1[:6], z2[:6], 0.1)  # without the gather the loss is another number
+    assert abs(float(local) - single) > 1e-3
+
+
+def test_ddp_pretraining_writes_one_encoder(data, tmp_path):
+    store, _ = data
+    process = subprocess.Popen([ECGSCOPE, "pretrain", "--store", str(store), "--out", str(tmp_path / "pre"),
+                                "--model", "compact_cnn_tiny", "--epochs", "1", "--batch-size", "8",
+                                "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = _finish(process)
+    assert output.count("encoder:") == 1 and (tmp_path / "pre" / "model" / "model.json").exists()

@@ -427,18 +427,54 @@ def cohort_phenogroups(
     console.print(f"[green]phenogroups ranked by {groups.ranked_by}[/] -> [bold]{out}[/]")
 
 
+Devices = Annotated[str | None, typer.Option(help="training processes per machine: a number (GPUs, or CPU processes "
+                                                  "with --accelerator cpu) or auto; overrides trainer.devices")]
+NumNodes = Annotated[int | None, typer.Option(help="machines (trainer.num_nodes)", min=1, max=4096)]
+Strategy = Annotated[str | None, typer.Option(help="auto (one process) or ddp (trainer.strategy)")]
+Accelerator = Annotated[str | None, typer.Option(help="auto, cpu or gpu (trainer.accelerator)")]
+
+
+def _trainer(base, devices: str | None, num_nodes: int | None, strategy: str | None, accelerator: str | None):
+    """The run's trainer settings with the command line's overrides, validated (exit 2 on a bad value)."""
+    from pydantic import ValidationError
+
+    from ecgscope.config import TrainerConfig
+
+    given = {"devices": None if devices is None else (devices if devices == "auto" else _integer(devices)),
+             "num_nodes": num_nodes, "strategy": strategy, "accelerator": accelerator}
+    try:
+        return TrainerConfig.model_validate({**(base.model_dump() if base is not None else {}),
+                                             **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as exc:
+        _fail("; ".join(f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()))
+
+
+def _integer(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="run configuration (YAML)", exists=True, dir_okay=False)],
     resume: Annotated[bool, typer.Option(help="continue the run in the config's out directory")] = False,
+    devices: Devices = None,
+    num_nodes: NumNodes = None,
+    strategy: Strategy = None,
+    accelerator: Accelerator = None,
 ) -> None:
-    """Train a model from a store and a cohort table; checkpoints every epoch, resumable."""
+    """Train a model from a store and a cohort table; checkpoints every epoch, resumable (on any number of
+    processes: --devices 2 --strategy ddp, or under torchrun / SLURM)."""
     from ecgscope.config import load_config
     from ecgscope.train.module import is_global_zero
     from ecgscope.train.run import train_model
 
     try:
-        model_dir = train_model(load_config(config), resume=resume)
+        cfg = load_config(config)
+        cfg = cfg.model_copy(update={"trainer": _trainer(cfg.trainer, devices, num_nodes, strategy, accelerator)})
+        model_dir = train_model(cfg, resume=resume)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     if not is_global_zero():  # under DDP the other ranks end quietly; rank 0 reports
@@ -454,6 +490,10 @@ def finetune(
     config: Annotated[Path, typer.Argument(help="run configuration (YAML); train.finetune picks the mode")],
     from_model: Annotated[Path, typer.Option("--from", help="saved model directory to start from")],
     resume: Annotated[bool, typer.Option(help="continue the run in the config's out directory")] = False,
+    devices: Devices = None,
+    num_nodes: NumNodes = None,
+    strategy: Strategy = None,
+    accelerator: Accelerator = None,
 ) -> None:
     """Fine-tune a saved model on another cohort: full, linear probe, gradual unfreezing or discriminative LRs."""
     from ecgscope.config import load_config
@@ -461,7 +501,9 @@ def finetune(
     from ecgscope.train.run import train_model
 
     try:
-        model_dir = train_model(load_config(config), resume=resume, init_from=from_model)
+        cfg = load_config(config)
+        cfg = cfg.model_copy(update={"trainer": _trainer(cfg.trainer, devices, num_nodes, strategy, accelerator)})
+        model_dir = train_model(cfg, resume=resume, init_from=from_model)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     if not is_global_zero():
@@ -618,9 +660,15 @@ def pretrain(
     num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
                                                          "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    devices: Devices = None,
+    num_nodes: NumNodes = None,
+    strategy: Strategy = None,
+    accelerator: Accelerator = None,
 ) -> None:
-    """Self-supervised pretraining: contrast two windows of each ECG (leads dropped, noise added) with NT-Xent."""
+    """Self-supervised pretraining: contrast two windows of each ECG (leads dropped, noise added) with NT-Xent;
+    under DDP (--devices N --strategy ddp) the negatives come from every process."""
     from ecgscope.foundation import pretrain_encoder
+    from ecgscope.train.module import is_global_zero
 
     _require(epochs >= 1 and batch_size >= 2, f"--epochs must be >= 1 and --batch-size >= 2 (NT-Xent needs "
                                               f"negatives), not {epochs} and {batch_size}")
@@ -629,9 +677,12 @@ def pretrain(
     _writable_target(out, "--out", folder=True)
     try:
         model_dir = pretrain_encoder(store, out, model=model, epochs=epochs, batch_size=batch_size, lr=lr,
-                                     view_s=view_s, seed=seed, num_workers=num_workers, resume=resume)
+                                     view_s=view_s, seed=seed, num_workers=num_workers, resume=resume,
+                                     trainer=_trainer(None, devices, num_nodes, strategy, accelerator))
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
+    if not is_global_zero():
+        return
     console.print(f"[green]encoder:[/] {model_dir}  (embed with `ecgscope embed {model_dir} --store ...`)")
 
 

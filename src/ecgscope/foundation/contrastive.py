@@ -56,12 +56,35 @@ class TwoViewDataset(Dataset):
         return views[0], views[1]
 
 
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+def gather_with_grad(z: torch.Tensor) -> torch.Tensor:
+    """Every rank's rows of ``z`` in rank order, with gradients flowing back to each rank's own rows (``z``
+    itself outside distributed training). Ranks must hold the same number of rows."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    import warnings
+
+    from torch.distributed.nn.functional import all_gather
+
+    with warnings.catch_warnings():  # its deprecation names a private replacement; the public one still works
+        warnings.simplefilter("ignore")
+        return torch.cat(all_gather(z))
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float, gather: bool = False) -> torch.Tensor:
     """Normalised temperature-scaled cross-entropy: each view must pick its partner among the 2B - 1 others.
+
+    With ``gather`` under distributed training the negatives come from every rank: each rank computes the loss
+    of the global batch (every rank's views, in rank order), the same number the single process gives on that
+    batch; the gradient reaching each rank's views is the world size times their share, which DDP's averaging
+    of the parameter gradients turns back into the global batch's gradient.
 
     Computed in float32 with autocast off: under bf16 mixed precision the similarities (cosines divided by a
     small temperature) would keep 8 bits of mantissa, too few to rank near-equal partners."""
     with torch.autocast(device_type=z1.device.type, enabled=False):
+        if gather:
+            z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
         z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
         sim = z @ z.T / temperature
         sim.fill_diagonal_(float("-inf"))
@@ -77,22 +100,29 @@ class ContrastiveModule(L.LightningModule):
                  projection_dim: int = 64, max_epochs: int = 10):
         super().__init__()
         self.encoder = encoder
+        for parameter in encoder.parameters():  # the zero-width head: nothing to learn, and DDP wants no idle weight
+            if parameter.numel() == 0:
+                parameter.requires_grad_(False)
         d = encoder.num_features
         self.projection = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, projection_dim))
         self.lr, self.weight_decay, self.temperature, self.max_epochs = lr, weight_decay, temperature, max_epochs
 
-    def _loss(self, batch) -> torch.Tensor:
+    def _loss(self, batch, gather: bool = False) -> torch.Tensor:
         v1, v2 = batch
         return nt_xent(self.projection(self.encoder.forward_features(v1)),
-                       self.projection(self.encoder.forward_features(v2)), self.temperature)
+                       self.projection(self.encoder.forward_features(v2)), self.temperature, gather=gather)
 
     def training_step(self, batch, _):
-        loss = self._loss(batch)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        # negatives from every rank (training batches are the same size on every rank: the sampler pads)
+        loss = self._loss(batch, gather=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch, _):
-        self.log("val/loss", self._loss(batch), on_epoch=True, prog_bar=True, batch_size=len(batch[0]))
+        # local negatives: validation shards are not padded, so ranks may hold different numbers of batches
+        self.log("val/loss", self._loss(batch), on_epoch=True, prog_bar=True, batch_size=len(batch[0]),
+                 sync_dist=True)
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

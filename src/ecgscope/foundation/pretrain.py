@@ -15,7 +15,7 @@ import numpy as np
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.config import AugmentConfig, ConfigError, TrainerConfig
 from ecgscope.contract import StoreInput
 from ecgscope.foundation.contrastive import VIEW_AUGMENT, ContrastiveModule, TwoViewDataset
 from ecgscope.io import write_text
@@ -23,16 +23,19 @@ from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import save_model
 from ecgscope.train.datamodule import CohortDataModule
-from ecgscope.train.module import RngState, TaskSpec, quiet_lightning, seeded_model, select_device
+from ecgscope.train.module import RngState, TaskSpec, quiet_lightning, seeded_model, trainer_settings
 
 
 def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_small", epochs: int = 10,
                      batch_size: int = 128, lr: float = 1e-3, view_s: float = 5.0, temperature: float = 0.1,
                      val_fraction: float = 0.1, rows: np.ndarray | None = None, seed: int = 0,
                      augment: AugmentConfig = VIEW_AUGMENT, num_workers: int | None = None, resume: bool = False,
-                     progress: bool = True, callbacks: list[L.Callback] | None = None) -> Path:
+                     progress: bool = True, callbacks: list[L.Callback] | None = None,
+                     trainer: TrainerConfig | None = None) -> Path:
     """Pretrain registry model ``model`` contrastively on ``rows`` of ``store`` (all by default); hold out
-    ``val_fraction`` of the patients for the validation loss; return the saved encoder's directory."""
+    ``val_fraction`` of the patients for the validation loss; return the saved encoder's directory.
+    ``trainer``: where and on how many processes (one by default; under DDP the negatives come from every
+    rank and rank 0 writes the encoder)."""
     out = Path(out)
     settings = {"store": str(store), "model": model, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "view_s": view_s, "temperature": temperature, "val_fraction": val_fraction, "seed": seed,
@@ -62,17 +65,19 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     quiet_lightning()
     encoder = seeded_model(model, seed, num_outputs=0)
     module = ContrastiveModule(encoder, lr=lr, temperature=temperature, max_epochs=epochs)
-    accelerator, precision = select_device()
     hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
              RngState(), *(callbacks or [])]
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
-                        deterministic=True, callbacks=hooks, logger=CSVLogger(out, name="logs", version=0),
-                        num_sanity_val_steps=0, enable_progress_bar=progress, enable_model_summary=False)
+    fitter = L.Trainer(max_epochs=epochs, **trainer_settings(trainer), deterministic=True, callbacks=hooks,
+                       logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
+                       enable_progress_bar=progress, enable_model_summary=False,
+                       use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
     last = out / "checkpoints" / "last.ckpt"
     # drop_last is not needed: NT-Xent works with any batch of two or more
-    trainer.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
-                ckpt_path=str(last) if resume and last.exists() else None)
-    logged = trainer.callback_metrics
+    fitter.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
+               ckpt_path=str(last) if resume and last.exists() else None)
+    if not fitter.is_global_zero:
+        return out / "model"
+    logged = fitter.callback_metrics
     metrics = {k.replace("/", "_"): float(v) for k, v in logged.items()}
     return save_model(out / "model", encoder.cpu(), model, TaskSpec(), pipeline, model_kwargs={}, metrics=metrics,
                       data=f"{store}: {int((~is_val).sum())} ECGs, self-supervised ({settings['method']})")
