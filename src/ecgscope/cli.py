@@ -247,6 +247,10 @@ def ingest(
                                                             "~/.config/ecgscope/pseudonym.key, made if missing); "
                                                             "keep it outside the store")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="list the files that are not ECGs")] = False,
+    engine: Annotated[str, typer.Option(help="local (this machine's processes) or ray (a Ray cluster; extra "
+                                             "ecgscope[ray])")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address (auto: the one "
+                                                         "this machine belongs to); default: a local one")] = None,
 ) -> None:
     """Read ECGs from files and folders into a store; broken inputs go to its quarantine with their reason.
 
@@ -261,6 +265,7 @@ def ingest(
     _finite(fs, "--fs", 50, 20_000)
     _finite(seconds, "--seconds", 1, 3600)
     _finite(input_fs, "--input-fs", 50, 20_000)
+    _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
     missing = [str(p) for p in sources if not input_exists(p)]
     _require(len(missing) < len(sources), f"nothing to ingest: {', '.join(missing[:3])} not found")
     _writable_target(store, "--store", folder=True)
@@ -269,7 +274,7 @@ def ingest(
                             workers=workers, input_fs=input_fs, input_units=input_units,
                             input_leads=tuple(input_leads.split(",")) if input_leads else None, rate=rate,
                             identifiers="keep" if keep_identifiers else "pseudonymize", shift_dates=shift_dates,
-                            pseudonym_key=pseudonym_key)
+                            pseudonym_key=pseudonym_key, engine=engine, ray_address=ray_address)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(("[yellow]" if report.rejected else "[green]") + report.summary + "[/]", soft_wrap=True)

@@ -194,8 +194,40 @@ def _build_batch(job: tuple[int, list[Source], StoreConfig, Path]) -> _Batch:
     return _Batch(number, metas, rejected, tmp)
 
 
-def _batches(jobs: list, workers: int) -> Iterator[_Batch]:
-    """Built batches in order; at most 2 x workers in flight, so memory stays bounded."""
+def _ray_batches(jobs: list, workers: int, address: str | None) -> Iterator[_Batch]:
+    """:func:`_batches` on a Ray cluster: the cluster at ``address`` (``auto``: the one this machine belongs to),
+    or a local one of ``workers`` CPUs started for this ingest and stopped after it. A task whose worker dies is
+    retried (it rewrites the same temporary part, so nothing is stored twice); the parts must land on a
+    filesystem every node shares with this process."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise StoreError("--engine ray needs Ray: pip install 'ecgscope[ray]'") from exc
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {"num_cpus": workers}
+        ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        build = ray.remote(max_retries=3)(_build_batch)
+        in_flight = max(2 * int(ray.cluster_resources().get("CPU", workers)), 2)
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(build.remote(job))
+            if len(pending) >= in_flight:
+                yield ray.get(pending.popleft())
+        while pending:
+            yield ray.get(pending.popleft())
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _batches(jobs: list, workers: int, engine: str = "local", address: str | None = None) -> Iterator[_Batch]:
+    """Built batches in order; at most 2 x workers in flight, so memory stays bounded. ``engine`` ``local``
+    uses a process pool on this machine, ``ray`` a Ray cluster (:func:`_ray_batches`)."""
+    if engine == "ray":
+        yield from _ray_batches(jobs, workers, address)
+        return
     if workers <= 1:
         yield from map(_build_batch, jobs)
         return
@@ -290,7 +322,7 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
            part_size: int = 512, input_fs: float | None = None, input_units: str | None = None,
            input_leads: tuple[str, ...] | None = None, rate: int | None = None,
            identifiers: str = "pseudonymize", shift_dates: bool = False, pseudonym_key: str | Path | None = None,
-           progress: bool = True) -> IngestReport:
+           engine: str = "local", ray_address: str | None = None, progress: bool = True) -> IngestReport:
     """Ingest every record under ``paths`` into the store at ``store``; return what was added and rejected.
 
     ``fs``, ``seconds`` and ``units`` describe the store. ``input_fs``, ``input_units`` and ``input_leads``
@@ -306,7 +338,12 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     Every record's limb leads are checked (:mod:`ecgscope.signal.leadcheck`): one whose labels one swap
     explains is quarantined naming the pair, and a suspected electrode reversal is stored with its
     ``lead_warning``.
+
+    ``engine="ray"`` reads the files on a Ray cluster (``ray_address``, or a local one) instead of this
+    machine's processes; the store is the same, and this process alone writes its manifest.
     """
+    if engine not in ("local", "ray"):
+        raise StoreError(f"engine must be local or ray, not {engine!r}")
     options = {"fs": input_fs, "units": input_units, "leads": input_leads, "rate": rate, "store_fs": fs}
     root = Path(store)
     if dtype not in ("float16", "float32"):
@@ -355,7 +392,7 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     undiscovered = rejected  # inputs that could not even be discovered commit with the first batch
     with progress_bar(progress) as bar:
         task = bar.add_task(f"ingesting into {root.name}", total=len(todo))
-        for batch in _batches(jobs, workers):
+        for batch in _batches(jobs, workers, engine, ray_address):
             kept, dropped = [], undiscovered + batch.rejected
             undiscovered = []
             for part_row, meta in enumerate(batch.metas):

@@ -1,0 +1,86 @@
+"""`ingest --engine ray` on a local two-CPU Ray cluster: the same store as the local engine, and a worker killed
+in the middle of a task retried with nothing stored twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from typer.testing import CliRunner
+
+from ecgscope.cli import app
+from ecgscope.store import Store, ingest
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def inputs(hospital_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray-inputs")
+    shutil.copytree(hospital_dir / "wfdb" / "records500", folder / "records500")
+    (folder / "records500" / "broken.hea").write_text("broken 12 500\n")  # a header without signal lines
+    return folder
+
+
+def _same_store(a: Path, b: Path) -> None:
+    first, second = Store(a), Store(b)
+    assert first.manifest.equals(second.manifest)
+    assert first.quarantine.sort_values("source").reset_index(drop=True).equals(
+        second.quarantine.sort_values("source").reset_index(drop=True))
+    assert all(np.array_equal(first.read(i), second.read(i)) for i in range(len(first)))
+
+
+def test_ray_ingest_gives_the_local_engines_store(cluster, inputs, tmp_path):
+    runner = CliRunner()
+    common = [str(inputs), "--fs", "100", "--keep-identifiers", "--workers", "2"]
+    local = runner.invoke(app, ["ingest", *common, "--store", str(tmp_path / "local")])
+    assert local.exit_code == 3, local.output  # the broken header is quarantined, the rest stored
+    on_ray = runner.invoke(app, ["ingest", *common, "--store", str(tmp_path / "ray"), "--engine", "ray"])
+    assert on_ray.exit_code == 3, on_ray.output
+    _same_store(tmp_path / "local", tmp_path / "ray")
+    assert len(Store(tmp_path / "ray").quarantine) == 1
+    again = runner.invoke(app, ["ingest", *common, "--store", str(tmp_path / "ray"), "--engine", "ray"])
+    assert "0 added" in again.output  # idempotent on Ray too
+
+
+def _kill_first_batch_task(killed: list, deadline: float) -> None:
+    """SIGKILL the first Ray worker seen building a batch (its process title names the task)."""
+    while time.monotonic() < deadline and not killed:
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                command = (proc / "cmdline").read_bytes().decode(errors="ignore")
+            except OSError:
+                continue
+            if command.startswith("ray::_build_batch"):
+                os.kill(int(proc.name), signal.SIGKILL)
+                killed.append(int(proc.name))
+                return
+        time.sleep(0.002)
+
+
+def test_a_killed_ray_worker_is_retried_and_nothing_is_stored_twice(cluster, inputs, tmp_path):
+    ingest([inputs], tmp_path / "local", fs=500, workers=1, part_size=4, identifiers="keep", progress=False)
+    killed: list[int] = []
+    watcher = threading.Thread(target=_kill_first_batch_task, args=(killed, time.monotonic() + 120))
+    watcher.start()
+    report = ingest([inputs], tmp_path / "ray", fs=500, workers=2, part_size=4, identifiers="keep",
+                    progress=False, engine="ray")
+    watcher.join()
+    assert killed, "no Ray worker was caught building a batch"
+    assert report.added == len(Store(tmp_path / "local"))
+    _same_store(tmp_path / "local", tmp_path / "ray")
+    assert not list((tmp_path / "ray").rglob("*.partial"))
