@@ -84,3 +84,20 @@ def test_a_killed_ray_worker_is_retried_and_nothing_is_stored_twice(cluster, inp
     assert report.added == len(Store(tmp_path / "local"))
     _same_store(tmp_path / "local", tmp_path / "ray")
     assert not list((tmp_path / "ray").rglob("*.partial"))
+
+
+def test_ray_predict_equals_local_predict(cluster, small_model, tmp_path):
+    store = small_model.parents[1] / "store"
+    runner = CliRunner()
+    for engine in ("local", "ray"):
+        result = runner.invoke(app, ["predict", str(small_model), "--store", str(store), "--engine", engine,
+                                     "--out", str(tmp_path / f"{engine}.parquet")])
+        assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    from ecgscope.train.predict import predict_store
+
+    local, on_ray = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
+    assert len(local) == len(Store(store)) and local.equals(on_ray)
+    shards = predict_store(small_model, store, engine="ray", shard_size=7, progress=False)  # many small shards
+    pd.testing.assert_frame_equal(shards, local, check_exact=False, rtol=1e-6)

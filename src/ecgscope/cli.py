@@ -555,6 +555,10 @@ def predict(
     input_fs: Annotated[float | None, typer.Option(help="sampling rate of CSV / .npy inputs, Hz")] = None,
     input_units: Annotated[str | None, typer.Option(help="units of CSV / .npy inputs: mV, uV or V")] = None,
     input_leads: Annotated[str | None, typer.Option(help="lead order of .npy rows, comma-separated")] = None,
+    engine: Annotated[str, typer.Option(help="with --store: local, or ray (shards of the store as Ray tasks; "
+                                             "extra ecgscope[ray])")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
+                                                         "local one")] = None,
 ) -> None:
     """Predict every ECG in a store (values with conformal intervals, probabilities, risks), or assess ECG files
     as the service does (--input): each row `result`, `cannot_assess` or `unreadable`, with its reasons."""
@@ -563,6 +567,8 @@ def predict(
     _require((store is None) != (not inputs), "give either --store or --input (files or folders)")
     _require(out.suffix.lower() in (".parquet", ".csv"), f"--out {out}: name a .parquet or .csv file")
     _require(pages is None or bool(inputs), "--pages needs --input")
+    _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
+    _require(engine == "local" or store is not None, "--engine ray works on a --store")
     _finite(input_fs, "--input-fs", 50, 20_000)
     _writable_target(out, "--out", folder=False)
     if pages is not None:
@@ -579,7 +585,7 @@ def predict(
         else:
             from ecgscope.train.predict import predict_store
 
-            table = predict_store(model, store)
+            table = predict_store(model, store, engine=engine, ray_address=ray_address)
         if out.suffix.lower() == ".csv":
             from ecgscope.io import write_text
 

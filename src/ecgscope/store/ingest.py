@@ -194,39 +194,13 @@ def _build_batch(job: tuple[int, list[Source], StoreConfig, Path]) -> _Batch:
     return _Batch(number, metas, rejected, tmp)
 
 
-def _ray_batches(jobs: list, workers: int, address: str | None) -> Iterator[_Batch]:
-    """:func:`_batches` on a Ray cluster: the cluster at ``address`` (``auto``: the one this machine belongs to),
-    or a local one of ``workers`` CPUs started for this ingest and stopped after it. A task whose worker dies is
-    retried (it rewrites the same temporary part, so nothing is stored twice); the parts must land on a
-    filesystem every node shares with this process."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise StoreError("--engine ray needs Ray: pip install 'ecgscope[ray]'") from exc
-    started = not ray.is_initialized()
-    if started:
-        options = {"address": address} if address else {"num_cpus": workers}
-        ray.init(**options, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
-        build = ray.remote(max_retries=3)(_build_batch)
-        in_flight = max(2 * int(ray.cluster_resources().get("CPU", workers)), 2)
-        pending: deque = deque()
-        for job in jobs:
-            pending.append(build.remote(job))
-            if len(pending) >= in_flight:
-                yield ray.get(pending.popleft())
-        while pending:
-            yield ray.get(pending.popleft())
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def _batches(jobs: list, workers: int, engine: str = "local", address: str | None = None) -> Iterator[_Batch]:
     """Built batches in order; at most 2 x workers in flight, so memory stays bounded. ``engine`` ``local``
-    uses a process pool on this machine, ``ray`` a Ray cluster (:func:`_ray_batches`)."""
-    if engine == "ray":
-        yield from _ray_batches(jobs, workers, address)
+    uses a process pool on this machine, ``ray`` a Ray cluster (:mod:`ecgscope.engines`)."""
+    if engine == "ray":  # a task whose worker dies is retried: it rewrites the same temporary part
+        from ecgscope.engines import ray_iter
+
+        yield from ray_iter(_build_batch, jobs, address=address, num_cpus=workers)
         return
     if workers <= 1:
         yield from map(_build_batch, jobs)
