@@ -101,3 +101,17 @@ def test_ray_predict_equals_local_predict(cluster, small_model, tmp_path):
     assert len(local) == len(Store(store)) and local.equals(on_ray)
     shards = predict_store(small_model, store, engine="ray", shard_size=7, progress=False)  # many small shards
     pd.testing.assert_frame_equal(shards, local, check_exact=False, rtol=1e-6)
+
+
+def test_ray_embed_equals_local_embed(cluster, small_model, tmp_path):
+    import pandas as pd
+
+    from ecgscope.foundation import embed_store, load_encoder
+
+    store = small_model.parents[1] / "store"
+    local = embed_store(load_encoder(small_model), store, tmp_path / "local.parquet", batch_size=16, progress=False)
+    on_ray = embed_store(load_encoder(small_model), store, tmp_path / "ray.parquet", batch_size=16, progress=False,
+                         engine="ray", shard_size=13)
+    a, b = pd.read_parquet(local), pd.read_parquet(on_ray)
+    assert len(a) == len(Store(store)) and list(a.columns) == list(b.columns)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-6)

@@ -705,6 +705,10 @@ def embed(
         "embeddings.parquet"),
     ecgfounder: Annotated[Path | None, typer.Option(help="an ECGFounder checkpoint (.pth) instead of MODEL")] = None,
     batch_size: Annotated[int, typer.Option(help="ECGs per batch")] = 64,
+    engine: Annotated[str, typer.Option(help="local, or ray (shards of the store as Ray tasks; extra "
+                                             "ecgscope[ray])")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
+                                                         "local one")] = None,
 ) -> None:
     """One embedding per ECG of a store, from a saved encoder or a downloaded ECGFounder checkpoint."""
     from ecgscope.foundation import ecgfounder_encoder, embed_store, load_encoder
@@ -713,10 +717,11 @@ def embed(
     if (model is None) == (ecgfounder is None):
         _fail(ValueError("give either a MODEL directory or --ecgfounder CHECKPOINT"))
     _require(batch_size >= 1, f"--batch-size must be at least 1, not {batch_size}")
+    _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
     _writable_target(out, "--out", folder=False)
     try:
         encoder = ecgfounder_encoder(ecgfounder) if ecgfounder is not None else load_encoder(model)
-        embed_store(encoder, store, out, batch_size=batch_size)
+        embed_store(encoder, store, out, batch_size=batch_size, engine=engine, ray_address=ray_address)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] {encoder.dim}-d embeddings of {len(Store(store)):,} ECGs to [bold]{out}[/]")

@@ -22,9 +22,10 @@ class EngineError(EcgscopeError, RuntimeError):
     """The requested engine cannot run here (Ray missing, the cluster unreachable)."""
 
 
-def ray_iter(function: Callable, jobs: Iterable, *, address: str | None = None, num_cpus: int | None = None
-             ) -> Iterator:
-    """``function(job)`` for every job on a Ray cluster, yielded in the jobs' order as they complete."""
+def ray_iter(function: Callable, jobs: Iterable, *, address: str | None = None, num_cpus: int | None = None,
+             shared=None) -> Iterator:
+    """``function(job)`` for every job on a Ray cluster, yielded in the jobs' order as they complete; with
+    ``shared`` (a model, say), ``function(shared, job)``, the object sent to the cluster once for all tasks."""
     try:
         import ray
     except ImportError as exc:
@@ -39,9 +40,10 @@ def ray_iter(function: Callable, jobs: Iterable, *, address: str | None = None, 
     try:
         remote = ray.remote(max_retries=MAX_RETRIES)(function)
         in_flight = max(2 * int(ray.cluster_resources().get("CPU", 1)), 2)
+        arguments = () if shared is None else (ray.put(shared),)  # a top-level reference: resolved in the task
         pending: deque = deque()
         for job in jobs:
-            pending.append(remote.remote(job))
+            pending.append(remote.remote(*arguments, job))
             if len(pending) >= in_flight:
                 yield ray.get(pending.popleft())
         while pending:
@@ -52,14 +54,14 @@ def ray_iter(function: Callable, jobs: Iterable, *, address: str | None = None, 
 
 
 def ray_map(function: Callable, jobs: list, *, address: str | None = None, progress: bool = True,
-            what: str = "working") -> list:
+            what: str = "working", shared=None) -> list:
     """:func:`ray_iter` collected into a list, with a progress bar over the jobs."""
     from ecgscope.progress import progress_bar
 
     out = []
     with progress_bar(progress) as bar:
         task = bar.add_task(f"{what} on Ray", total=len(jobs))
-        for result in ray_iter(function, jobs, address=address):
+        for result in ray_iter(function, jobs, address=address, shared=shared):
             out.append(result)
             bar.advance(task)
     return out

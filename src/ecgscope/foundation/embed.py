@@ -80,32 +80,57 @@ def _features(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, rows: np.ndarray | None = None,
-                batch_size: int = 64, progress: bool = True) -> Path:
+                batch_size: int = 64, progress: bool = True, engine: str = "local", ray_address: str | None = None,
+                shard_size: int = 4096) -> Path:
     """Embed ``rows`` (all by default) of ``store`` into the Parquet file ``out``; return its path.
 
     The store is read through the encoder's input contract (``ContractError`` when it cannot fit); a record
-    shorter than the contract's input gets NaN embeddings and says why in ``input_note``."""
+    shorter than the contract's input gets NaN embeddings and says why in ``input_note``. ``engine="ray"``
+    embeds shards of ``shard_size`` rows as Ray tasks (the encoder sent to the cluster once; the store on a
+    filesystem every node reads); the file is the same as the local engine's, written here as shards arrive."""
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be local or ray, not {engine!r}")
     st = store if isinstance(store, Store) else Store(store)
     source = StoreInput(encoder.pipeline, st, model=encoder.name)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows, dtype=np.int64)
-    encoder.model.to(inference_device())
     ids = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
     ids["input_note"] = source.notes(rows)
     names = [f"emb_{i}" for i in range(encoder.dim)]
     schema = pa.schema([("ecg_id", pa.string()), ("patient_id", pa.string()), ("input_note", pa.string())]
                        + [(n, pa.float32()) for n in names])
+    if engine == "ray":
+        from ecgscope.engines import ray_iter
+
+        encoder.model.cpu()
+        step = shard_size
+        chunks = ray_iter(_embed_shard, [(str(st.root), rows[i:i + step], batch_size)
+                                         for i in range(0, len(rows), step)], address=ray_address, shared=encoder)
+    else:
+        encoder.model.to(inference_device())
+        step = batch_size  # streamed: memory stays one batch whatever the store
+        chunks = (_embed_rows(encoder, source, rows[i:i + step], batch_size) for i in range(0, len(rows), step))
     with atomic_file(out) as tmp, pq.ParquetWriter(tmp, schema) as writer, progress_bar(progress) as bar:
         task = bar.add_task(f"embedding with {encoder.name}", total=len(rows))
-        for start in range(0, len(rows), batch_size):  # streamed: memory stays one batch whatever the store
-            chunk = rows[start:start + batch_size]
-            vectors = np.full((len(chunk), encoder.dim), np.nan, np.float32)
-            for positions, x in usable_batches(source, chunk, batch_size):
-                vectors[positions] = _features(encoder.model, x)
-            part = ids.iloc[start:start + len(chunk)].reset_index(drop=True)
+        for start, vectors in zip(range(0, len(rows), step), chunks, strict=False):
+            part = ids.iloc[start:start + len(vectors)].reset_index(drop=True)
             table = pd.concat([part, pd.DataFrame(vectors, columns=names)], axis=1)
             writer.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False))
-            bar.advance(task, len(chunk))
+            bar.advance(task, len(vectors))
     return Path(out)
+
+
+def _embed_rows(encoder: Encoder, source: StoreInput, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Embeddings (len(rows), dim) of store rows; NaN for a record too short for the contract."""
+    vectors = np.full((len(rows), encoder.dim), np.nan, np.float32)
+    for positions, x in usable_batches(source, rows, batch_size):
+        vectors[positions] = _features(encoder.model, x)
+    return vectors
+
+
+def _embed_shard(encoder: Encoder, job: tuple) -> np.ndarray:
+    """A Ray task: :func:`_embed_rows` of one shard of a store."""
+    root, rows, batch_size = job
+    return _embed_rows(encoder, StoreInput(encoder.pipeline, Store(root), model=encoder.name), rows, batch_size)
 
 
 def read_embeddings(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
