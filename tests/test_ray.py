@@ -115,3 +115,25 @@ def test_ray_embed_equals_local_embed(cluster, small_model, tmp_path):
     a, b = pd.read_parquet(local), pd.read_parquet(on_ray)
     assert len(a) == len(Store(store)) and list(a.columns) == list(b.columns)
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-5, atol=1e-6)
+
+
+def test_ray_motion_generation_equals_local(cluster, small_model, tmp_path):
+    import pandas as pd
+    import torch
+
+    from ecgscope.motion.gan import MotionGenerator
+    from ecgscope.motion.train import generate_motion, save_generator
+    from ecgscope.train import load_model
+
+    store = small_model.parents[1] / "store"
+    torch.manual_seed(0)
+    generator = MotionGenerator("compact_cnn_tiny", n_points=48)
+    info = {"encoder": "compact_cnn_tiny", "encoder_kwargs": generator.encoder_kwargs, "n_points": 48,
+            "noise_dim": generator.noise_dim, "width": generator.width}
+    model = save_generator(tmp_path / "generator", generator, load_model(small_model).pipeline, info)
+    local = generate_motion(model, store, tmp_path / "local.parquet", progress=False)
+    on_ray = generate_motion(model, store, tmp_path / "ray.parquet", progress=False, engine="ray", shard_size=11)
+    assert len(local) == len(Store(store))
+    pd.testing.assert_frame_equal(local, on_ray, check_exact=False, rtol=1e-5, atol=1e-5)
+    a, b = pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")
+    assert np.allclose(np.stack(a["tdi_velocity_cm_s"]), np.stack(b["tdi_velocity_cm_s"]), atol=1e-4)

@@ -790,13 +790,18 @@ def motion_generate(
     model: Annotated[Path, typer.Argument(help="generator directory from `motion train`")],
     store: Annotated[Path, typer.Option(help="store whose ECGs to turn into motion")],
     out: Annotated[Path, typer.Option(help="output Parquet: ids, features, curves")] = Path("motion.parquet"),
+    engine: Annotated[str, typer.Option(help="local, or ray (shards of the store as Ray tasks; extra "
+                                             "ecgscope[ray])")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
+                                                         "local one")] = None,
 ) -> None:
     """One generated cycle per ECG: velocity and displacement curves with s', e', a', e'/a', displacement, timing."""
     from ecgscope.motion import generate_motion
 
+    _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
     _writable_target(out, "--out", folder=False)
     try:
-        table = generate_motion(model, store, out)
+        table = generate_motion(model, store, out, engine=engine, ray_address=ray_address)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
     console.print(f"[green]wrote[/] generated motion of {len(table):,} ECGs to [bold]{out}[/]")

@@ -239,18 +239,36 @@ def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, ba
     return velocity, displacement, rr_ms
 
 
+def _generate_shard(loaded: LoadedGenerator, job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A Ray task: :func:`generate_batches` on one shard of a store's rows."""
+    root, rows = job
+    return generate_batches(loaded, Store(root), rows, progress=False)
+
+
 def generate_motion(model_dir: str | Path, store: str | Path, out: str | Path, rows: np.ndarray | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    """Generate a cycle for each ECG of ``store`` and write curves and features to the Parquet file ``out``."""
+                    progress: bool = True, engine: str = "local", ray_address: str | None = None,
+                    shard_size: int = 4096) -> pd.DataFrame:
+    """Generate a cycle for each ECG of ``store`` and write curves and features to the Parquet file ``out``;
+    ``engine="ray"`` generates shards of ``shard_size`` rows as Ray tasks (the generator sent once)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ecgscope.io.atomic import atomic_file
 
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine must be local or ray, not {engine!r}")
     loaded, st = load_generator(model_dir), Store(store)
     rows = np.arange(len(st)) if rows is None else np.asarray(rows)
     source = StoreInput(loaded.pipeline, st, model=str(model_dir))
-    velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress, source=source)
+    if engine == "ray":
+        from ecgscope.engines import ray_map
+
+        shards = ray_map(_generate_shard, [(str(st.root), rows[i:i + shard_size])
+                                           for i in range(0, len(rows), shard_size)],
+                         address=ray_address, progress=progress, what="generating motion", shared=loaded)
+        velocity, displacement, rr_ms = (np.concatenate(part) for part in zip(*shards, strict=True))
+    else:
+        velocity, displacement, rr_ms = generate_batches(loaded, st, rows, progress=progress, source=source)
     table = st.manifest.iloc[rows][["ecg_id", "patient_id"]].astype(str).reset_index(drop=True)
     table["input_note"] = source.notes(rows)
     table["rr_ms"] = rr_ms
