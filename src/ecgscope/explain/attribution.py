@@ -69,27 +69,32 @@ def _one_output(model: nn.Module, column: int):
     return forward
 
 
+def _on_model(model: nn.Module, x: np.ndarray) -> torch.Tensor:
+    """One input (leads, samples) as a batch of one on the model's device."""
+    return torch.as_tensor(x, dtype=torch.float32, device=next(model.parameters()).device)[None]
+
+
 def integrated_gradients(model: nn.Module, x: np.ndarray, column: int, steps: int = 64,
                          baseline: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Integrated gradients of output ``column`` for one input (leads, samples); returns (attributions, delta)."""
     from captum.attr import IntegratedGradients
 
-    inputs = torch.as_tensor(x, dtype=torch.float32)[None]
-    base = torch.zeros_like(inputs) if baseline is None else torch.as_tensor(baseline, dtype=torch.float32)[None]
+    inputs = _on_model(model, x)
+    base = torch.zeros_like(inputs) if baseline is None else _on_model(model, baseline)
     method = IntegratedGradients(_one_output(model, column))
     values, delta = method.attribute(inputs, baselines=base, n_steps=steps, internal_batch_size=steps,
                                      return_convergence_delta=True)
-    return values[0].detach().numpy(), float(delta.abs().max())
+    return values[0].detach().cpu().numpy(), float(delta.abs().max())
 
 
 def occlusion(model: nn.Module, x: np.ndarray, column: int, window: int) -> np.ndarray:
     """Output change when each lead's window of ``window`` samples is set to zero, spread over its samples."""
     from captum.attr import Occlusion
 
-    inputs = torch.as_tensor(x, dtype=torch.float32)[None]
+    inputs = _on_model(model, x)
     values = Occlusion(_one_output(model, column)).attribute(inputs, sliding_window_shapes=(1, window),
                                                            strides=(1, window), baselines=0.0)
-    return values[0].detach().numpy()
+    return values[0].detach().cpu().numpy()
 
 
 def attribute(model: nn.Module, spec, x: np.ndarray, target: str, leads: tuple[str, ...], fs: float,
@@ -100,7 +105,7 @@ def attribute(model: nn.Module, spec, x: np.ndarray, target: str, leads: tuple[s
     column = head_column(spec, target)
     model = model.eval()
     with torch.no_grad():
-        output = float(model(torch.as_tensor(x, dtype=torch.float32)[None])[0, column])
+        output = float(model(_on_model(model, x))[0, column])
     if method == "integrated_gradients":
         values, delta = integrated_gradients(model, x, column, steps=steps)
         return Attribution(values, tuple(leads), fs, target, method, output, delta)

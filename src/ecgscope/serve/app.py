@@ -200,9 +200,7 @@ def create_app(model_dirs: list[str | Path], *, api_keys: list[str] | None, max_
             return await asyncio.wait_for(work(folder), time_limit_s)
         except TimeoutError:
             return _error(504, f"the request took longer than its time limit ({time_limit_s:g} s)", request_id)
-        except UploadError as exc:
-            return _error(422, str(exc), request_id)
-        except EcgscopeError as exc:
+        except EcgscopeError as exc:  # UploadError and any other reason the ECG cannot be read
             return _error(422, str(exc), request_id)
         finally:
             shutil.rmtree(folder, ignore_errors=True)

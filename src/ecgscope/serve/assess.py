@@ -38,6 +38,7 @@ from ecgscope.signal import flat_leads
 from ecgscope.signal.leadcheck import beat_centres, limb_identity_problem, limb_reversal
 from ecgscope.signal.quality import beat_snr_db, pacing_spikes, saturated_fraction
 from ecgscope.train.artifact import LoadedModel, load_model
+from ecgscope.train.module import inference_device
 from ecgscope.train.ood import FAR_PERCENTILE
 
 #: Median-lead beat SNR (dB) below which an ECG is too noisy to assess; real 12-lead recordings in
@@ -78,11 +79,12 @@ class _TorchRuntime:
 
     def __init__(self, model: nn.Module):
         self.module = _WithFeatures(model).eval()
+        self.device = next(model.parameters()).device
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            features, outputs = self.module(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
-        return features.float().numpy(), outputs.float().numpy()
+            features, outputs = self.module(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
+        return features.float().cpu().numpy(), outputs.float().cpu().numpy()
 
 
 class _OnnxRuntime:
@@ -123,10 +125,10 @@ def choose_runtime(model: nn.Module, example: np.ndarray, runtime: str = "auto")
     GPU keeps PyTorch. Returns the runtime and the timings that chose it."""
     if runtime not in ("auto", "torch", "onnxruntime"):
         raise ValueError(f"runtime must be auto, torch or onnxruntime, not {runtime!r}")
-    model = model.cpu() if runtime != "torch" or not torch.cuda.is_available() else model
-    torch_runtime = _TorchRuntime(model)
     if runtime == "torch" or (runtime == "auto" and torch.cuda.is_available()):
-        return torch_runtime, {}
+        return _TorchRuntime(model.to(inference_device())), {}
+    model = model.cpu()
+    torch_runtime = _TorchRuntime(model)
     try:
         onnx_runtime = _OnnxRuntime(model, example)
     except ImportError as exc:
