@@ -57,3 +57,27 @@ def small_model(tmp_path_factory):
     from .service_model import train_small_model
 
     return train_small_model(tmp_path_factory.mktemp("small-model"))
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server (moto) on loopback for this test process."""
+    from .objectstore import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch, request):
+    """A fresh bucket on the loopback S3 server, with the environment pointing every S3 client at it: its URL."""
+    import s3fs
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    bucket = "t-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    s3fs.S3FileSystem().mkdir(bucket)
+    yield f"s3://{bucket}"
+    s3fs.S3FileSystem.clear_instance_cache()

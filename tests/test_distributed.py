@@ -21,7 +21,7 @@ from ecgscope.cohort import carve_calibration
 from ecgscope.contract import StoreInput
 from ecgscope.store import Store
 from ecgscope.train import load_model
-from ecgscope.train.datamodule import EpochSeededSampler
+from ecgscope.train.datamodule import BLOCK_PARTS, EpochSeededSampler, PartBlockSampler
 from ecgscope.train.module import validation_metrics
 
 from .service_model import build_cohort
@@ -73,6 +73,31 @@ def test_the_sampler_gives_each_rank_a_disjoint_share():
         sampler.rank, sampler.world = rank, 3
         validation += [i for i, _ in sampler]
     assert sorted(validation) == list(range(10))  # no padding: each validation ECG counted once
+
+
+def test_part_blocked_order_reads_parts_sequentially_and_covers_every_ecg():
+    parts = np.random.default_rng(0).permutation(np.repeat(np.arange(1, 11), 20))  # 200 ECGs in 10 parts
+    batch, workers = 8, 3
+
+    def order(rank, world, epoch, shuffle=True):
+        sampler = PartBlockSampler(parts, seed=5, shuffle=shuffle, batch_size=batch, workers=workers)
+        sampler.rank, sampler.world = rank, world
+        sampler.set_epoch(epoch)
+        return np.array([i for i, _ in sampler])
+
+    single = order(0, 1, 1)
+    assert sorted(single) == list(range(200)) and not np.array_equal(single, order(0, 1, 2))
+    assert np.array_equal(single, order(0, 1, 1))  # a function of (seed, epoch)
+    batches = single[: len(single) // batch * batch].reshape(-1, batch)
+    for worker in range(workers):  # the loader gives batch j to worker j mod workers
+        seen = parts[batches[worker::workers].ravel()]
+        changes = np.count_nonzero(np.diff(seen) != 0)
+        assert len(np.unique(seen)) <= 10 // workers + 2 * BLOCK_PARTS  # a contiguous run of blocks...
+        assert changes > 0 and len(np.unique(seen)) < 10  # ...not every part
+    ranks = [order(r, 3, 1) for r in range(3)]
+    assert {len(o) for o in ranks} == {67} and set(np.concatenate(ranks)) == set(range(200))  # padded to 201
+    validation = np.concatenate([order(r, 3, 1, shuffle=False) for r in range(3)])
+    assert sorted(validation) == list(range(200)) and (np.diff(parts[validation]) >= 0).all()  # storage order
 
 
 def test_ddp_validation_metrics_are_those_of_all_ranks_predictions(data, tmp_path):

@@ -114,11 +114,11 @@ def test_crash_between_waveform_and_manifest_resumes_to_the_same_store(tmp_path,
     calls = {"n": 0}
     real_write = ingest_module._write_typed
 
-    def crash_on_third_manifest(table, schema, path):
+    def crash_on_third_manifest(table, schema, location, relative):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt("killed")  # the waveform part of batch 3 is already on disk
-        return real_write(table, schema, path)
+        return real_write(table, schema, location, relative)
 
     monkeypatch.setattr(ingest_module, "_write_typed", crash_on_third_manifest)
     with pytest.raises(KeyboardInterrupt):

@@ -224,7 +224,8 @@ EXIT_SOME_REJECTED = 3
 @app.command()
 def ingest(
     sources: Annotated[list[Path], typer.Argument(help="files or folders (any mix of formats) to read")],
-    store: Annotated[Path, typer.Option(help="store directory (created if missing)")],
+    store: Annotated[str, typer.Option(help="store folder or object-store URL, e.g. s3://bucket/stores/x "
+                                           "(created if missing)")],
     fs: Annotated[float, typer.Option(help="store sampling rate, Hz")] = 500.0,
     seconds: Annotated[float, typer.Option(help="store record length, s (longer cropped, shorter padded)")] = 10.0,
     units: Annotated[str, typer.Option(help="mV, or z-score for already normalised data (EchoNext)")] = "mV",
@@ -261,6 +262,7 @@ def ingest(
     """
     from ecgscope.io import input_exists
     from ecgscope.store import ingest as run_ingest
+    from ecgscope.store.location import is_url
 
     _finite(fs, "--fs", 50, 20_000)
     _finite(seconds, "--seconds", 1, 3600)
@@ -268,7 +270,8 @@ def ingest(
     _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
     missing = [str(p) for p in sources if not input_exists(p)]
     _require(len(missing) < len(sources), f"nothing to ingest: {', '.join(missing[:3])} not found")
-    _writable_target(store, "--store", folder=True)
+    if not is_url(store):
+        _writable_target(Path(store), "--store", folder=True)
     try:
         report = run_ingest(sources, store, fs=fs, seconds=seconds, units=units, dtype=dtype, format=fmt,
                             workers=workers, input_fs=input_fs, input_units=input_units,
@@ -319,7 +322,7 @@ app.add_typer(store_app, name="store")
 
 
 @store_app.command("info")
-def store_info(path: Annotated[Path, typer.Argument(help="store directory")]) -> None:
+def store_info(path: Annotated[str, typer.Argument(help="store folder or URL")]) -> None:
     """Print a store's settings, sizes, formats and rejected inputs."""
     from ecgscope.store import Store
 
@@ -344,7 +347,7 @@ app.add_typer(cohort_app, name="cohort")
 
 @cohort_app.command("build")
 def cohort_build(
-    store: Annotated[Path, typer.Option(help="store directory")],
+    store: Annotated[str, typer.Option(help="store folder or URL")],
     imaging: Annotated[Path, typer.Option(help="imaging studies (CSV or Parquet): patient_id, study_date, ...")],
     out: Annotated[Path, typer.Option(help="output Parquet table")],
     days_before: Annotated[float, typer.Option(help="ECG at most this many days before the study")] = 30,
@@ -546,7 +549,7 @@ def explain(
 @app.command()
 def predict(
     model: Annotated[Path, typer.Argument(help="model directory")],
-    store: Annotated[Path | None, typer.Option(help="store whose ECGs to predict")] = None,
+    store: Annotated[str | None, typer.Option(help="store (folder or URL) whose ECGs to predict")] = None,
     inputs: Annotated[list[Path] | None, typer.Option("--input", help="ECG files or folders (any mix of formats), "
                                                                       "assessed as the service does; no store")] = None,
     out: Annotated[Path, typer.Option(help="output table: .parquet, or .csv")] = Path("predictions.parquet"),
@@ -660,7 +663,7 @@ def serve(
 
 @app.command()
 def pretrain(
-    store: Annotated[Path, typer.Option(help="store of unlabeled ECGs")],
+    store: Annotated[str, typer.Option(help="store (folder or URL) of unlabeled ECGs")],
     out: Annotated[Path, typer.Option(help="run directory (checkpoints, logs, model/)")],
     model: Annotated[str, typer.Option(help="registry architecture of the encoder")] = DEFAULT_MODEL,
     epochs: Annotated[int, typer.Option(help="passes over the store")] = 10,
@@ -699,7 +702,7 @@ def pretrain(
 
 @app.command()
 def embed(
-    store: Annotated[Path, typer.Option(help="store whose ECGs to embed")],
+    store: Annotated[str, typer.Option(help="store (folder or URL) whose ECGs to embed")],
     model: Annotated[Path | None, typer.Argument(help="model directory (pretrained or trained)")] = None,
     out: Annotated[Path, typer.Option(help="output Parquet: ecg_id, patient_id, emb_0 ...")] = Path(
         "embeddings.parquet"),
@@ -750,7 +753,7 @@ app.add_typer(motion_app, name="motion")
 
 @motion_app.command("train")
 def motion_train(
-    store: Annotated[Path, typer.Option(help="store with the paired ECGs")],
+    store: Annotated[str, typer.Option(help="store (folder or URL) with the paired ECGs")],
     cohort: Annotated[Path, typer.Option(help="cohort table: ecg_row, patient_id, split (train/val/test)")],
     motion: Annotated[Path, typer.Option(help="motion table: patient_id, rr_ms, tdi_velocity_cm_s, "
                                               "annular_displacement_mm (e.g. the simulator's truth/motion.parquet)")],
@@ -788,7 +791,7 @@ def motion_train(
 @motion_app.command("generate")
 def motion_generate(
     model: Annotated[Path, typer.Argument(help="generator directory from `motion train`")],
-    store: Annotated[Path, typer.Option(help="store whose ECGs to turn into motion")],
+    store: Annotated[str, typer.Option(help="store (folder or URL) whose ECGs to turn into motion")],
     out: Annotated[Path, typer.Option(help="output Parquet: ids, features, curves")] = Path("motion.parquet"),
     engine: Annotated[str, typer.Option(help="local, or ray (shards of the store as Ray tasks; extra "
                                              "ecgscope[ray])")] = "local",

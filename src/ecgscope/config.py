@@ -22,10 +22,14 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     """Where the ECGs and their labels are: a store and a cohort table from ``ecgscope cohort build``."""
 
-    store: Path
+    store: str = Field(description="a store folder, or its URL in an object store (s3://bucket/stores/ptbxl)")
     cohort: Path
     regression: list[str] = Field(default_factory=list)
     binary: list[str] = Field(default_factory=list)
+    order: Literal["auto", "random", "part_blocks"] = Field(
+        "auto", description="training order: random (any ECG next), part_blocks (waveform parts in a random "
+                            "order, ECGs shuffled within each block of parts: sequential reads, for object "
+                            "stores), or auto (random on a disk, part_blocks in an object store)")
 
 
 class AugmentConfig(_Strict):

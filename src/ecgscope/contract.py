@@ -130,9 +130,10 @@ def recorded_seconds(store: Store) -> np.ndarray:
 def usable_batches(source: StoreInput, rows: np.ndarray, batch_size: int):
     """Yield ``(positions, batch)`` over the rows that are not short: ``positions`` index into ``rows``, and
     ``batch`` is (n, leads, samples) float32 through the contract. Short rows are left out (callers give them
-    no value and say why with :meth:`StoreInput.notes`)."""
+    no value and say why with :meth:`StoreInput.notes`). Batches follow the store's order, not ``rows``'."""
     rows = np.asarray(rows, dtype=np.int64)
     usable = np.flatnonzero(~source.short[rows])
+    usable = usable[np.argsort(rows[usable], kind="stable")]  # storage order: an object store is read part by part
     for start in range(0, len(usable), batch_size):
         positions = usable[start:start + batch_size]
         yield positions, source.read_many(rows[positions])

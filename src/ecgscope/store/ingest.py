@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 import h5py
@@ -29,14 +30,14 @@ import pyarrow as pa
 
 from ecgscope import io
 from ecgscope.errors import EcgscopeError, InvalidRecord
-from ecgscope.io.atomic import atomic_file, write_text
 from ecgscope.io.base import Source
 from ecgscope.privacy import PrivacyPolicy, Pseudonymizer
 from ecgscope.progress import progress_bar
 from ecgscope.signal import flat_leads, quality_metrics, resample
 from ecgscope.signal.leadcheck import limb_identity_problem, reversal_warning
 from ecgscope.signal.pipeline import UNITS
-from ecgscope.store.layout import Store, StoreConfig, StoreError, _parts, part_name
+from ecgscope.store.layout import Store, StoreConfig, StoreError, part_name
+from ecgscope.store.location import Location
 
 #: The manifest's columns and their types: every part is written with this schema, so parts written by
 #: different datasets (one with ages, one without) always read back as one table.
@@ -64,14 +65,14 @@ class IngestReport:
     added: int
     skipped: int
     rejected: int
-    store: Path
+    store: Path | str
     not_ecg: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
         """One line for a person."""
         return (f"{self.added:,} added, {self.skipped:,} already in the store, {self.rejected:,} rejected "
-                f"(see {self.store / 'quarantine.parquet'}), {len(self.not_ecg):,} files not ECGs")
+                f"(see {self.store}/quarantine.parquet), {len(self.not_ecg):,} files not ECGs")
 
     @property
     def nothing_done(self) -> bool:
@@ -166,7 +167,9 @@ def _standardise_or_reason(source: Source, config: StoreConfig):
 
 @dataclass
 class _Batch:
-    """What a worker hands back for one batch: metadata of its rows, its rejects, its waveform file."""
+    """What a worker hands back for one batch: metadata of its rows, its rejects, and its waveform part: a
+    temporary file beside the store's folder for this process to rename, or None (no rows, or already uploaded
+    to an object store under its final name)."""
 
     number: int
     metas: list[dict]
@@ -174,9 +177,11 @@ class _Batch:
     waveforms: Path | None
 
 
-def _build_batch(job: tuple[int, list[Source], StoreConfig, Path]) -> _Batch:
-    """Worker: standardise a batch of sources and write their signals to a temporary HDF5 part."""
-    number, sources, config, folder = job
+def _build_batch(job: tuple[int, list[Source], StoreConfig, str]) -> _Batch:
+    """Worker: standardise a batch of sources and write their signals to an HDF5 part: a temporary file in a
+    local store's folder, or straight to its final name in an object store (visible only when complete, and
+    unreferenced until this batch's manifest part is committed)."""
+    number, sources, config, store_url = job
     metas, rows, rejected = [], [], []
     for source in sources:
         result = _standardise_or_reason(source, config)
@@ -187,11 +192,20 @@ def _build_batch(job: tuple[int, list[Source], StoreConfig, Path]) -> _Batch:
             rows.append(result[1])
     if not rows:
         return _Batch(number, metas, rejected, None)
-    tmp = folder / f".{part_name(number)}.h5.partial"
-    with h5py.File(tmp, "w") as f:
+    location = Location(store_url)
+    if location.local:
+        tmp = location.root / "waveforms" / f".{part_name(number)}.h5.partial"
+        _write_part(tmp, rows, config)
+        return _Batch(number, metas, rejected, tmp)
+    with location.writing(f"waveforms/{part_name(number)}.h5") as tmp:
+        _write_part(tmp, rows, config)
+    return _Batch(number, metas, rejected, None)
+
+
+def _write_part(path: Path, rows: list[np.ndarray], config: StoreConfig) -> None:
+    with h5py.File(path, "w") as f:
         # uncompressed: a random read is then a plain copy (lzf decompression made reads ~5x slower here)
         f.create_dataset("signal", data=np.stack(rows), chunks=(1, len(config.leads), config.n_samples))
-    return _Batch(number, metas, rejected, tmp)
 
 
 def _batches(jobs: list, workers: int, engine: str = "local", address: str | None = None) -> Iterator[_Batch]:
@@ -215,56 +229,58 @@ def _batches(jobs: list, workers: int, engine: str = "local", address: str | Non
             yield pending.popleft().result()
 
 
-def _commit(root: Path, number: int, kept: list[dict], dropped: list[tuple[str, str]], waveforms: Path | None,
-            first_row: int) -> None:
+def _commit(location: Location, number: int, kept: list[dict], dropped: list[tuple[str, str]],
+            waveforms: Path | None, first_row: int) -> None:
     """Make a batch visible: waveform part into place, then its manifest part, then its quarantine part."""
     name = part_name(number)
     if waveforms is not None:
-        os.replace(waveforms, root / "waveforms" / f"{name}.h5")
+        os.replace(waveforms, location.root / "waveforms" / f"{name}.h5")
     for k, meta in enumerate(kept):
         meta.update(row=first_row + k, part=number)
     table = pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS)).astype({"ecg_id": str, "patient_id": str})
-    _write_typed(table, MANIFEST_SCHEMA, root / "manifest.parquet" / f"{name}.parquet")
+    _write_typed(table, MANIFEST_SCHEMA, location, f"manifest.parquet/{name}.parquet")
     if dropped:
-        _write_typed(pd.DataFrame(dropped, columns=["source", "reason"]), QUARANTINE_SCHEMA,
-                     root / "quarantine.parquet" / f"{name}.parquet")
+        _write_typed(pd.DataFrame(dropped, columns=["source", "reason"]), QUARANTINE_SCHEMA, location,
+                     f"quarantine.parquet/{name}.parquet")
 
 
-def _write_typed(table: pd.DataFrame, schema: pa.Schema, path: Path) -> None:
+def _write_typed(table: pd.DataFrame | pa.Table, schema: pa.Schema, location: Location, relative: str) -> None:
     """Write ``table`` atomically with exactly ``schema`` (an all-empty column keeps its type)."""
     import pyarrow.parquet as pq
 
-    with atomic_file(path) as tmp:
-        pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), tmp)
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
+    with location.writing(relative) as tmp:
+        pq.write_table(table, tmp)
 
 
-def _compact(folder: Path, schema: pa.Schema) -> None:
+def _compact(location: Location, folder: str, schema: pa.Schema) -> None:
     """Merge a folder of many parts into one, so opening the store reads one file: written under the highest
     part's name (a kill before the others are removed leaves rows twice, which reading drops), then the rest
     removed. A manifest row keeps naming its waveform part, so merged manifest parts still commit theirs."""
-    parts = sorted(_parts(folder, ".parquet").items())
+    parts = sorted(location.parts(folder, ".parquet").items())
     if len(parts) <= MAX_PARTS:
         return
     import pyarrow.parquet as pq
 
-    merged = pa.concat_tables([pq.read_table(p, schema=schema) for _, p in parts])
-    with atomic_file(parts[-1][1]) as tmp:
-        pq.write_table(merged, tmp)
+    merged = pa.concat_tables([pq.read_table(BytesIO(location.read_bytes(p)), schema=schema) for _, p in parts])
+    _write_typed(merged, schema, location, parts[-1][1])
     for _, path in parts[:-1]:
-        path.unlink()
+        location.remove(path)
 
 
-def open_for_writing(root: Path, config: StoreConfig, privacy: PrivacyPolicy | None = None) -> Store:
+def open_for_writing(location: Location, config: StoreConfig, privacy: PrivacyPolicy | None = None) -> Store:
     """Create the store, or open it checking its settings; remove orphans of a killed ingest.
 
     ``privacy`` is written to a new store's ``store.json``; an existing store keeps its own, and a key other
     than the one it was made with is refused."""
     if config.units not in UNITS:
         raise StoreError(f"units must be one of {UNITS}, not {config.units!r}")
-    if root.exists() and not root.is_dir():
+    root = location.root
+    if location.local and root.exists() and not root.is_dir():
         raise StoreError(f"--store {root} is a file, not a store folder")
-    if (root / "store.json").exists():
-        existing = StoreConfig.from_json((root / "store.json").read_text())
+    if location.exists("store.json"):
+        existing = StoreConfig.from_json(location.read_bytes("store.json").decode())
         if existing != config:
             raise StoreError(f"{root} was created with fs={existing.fs:g} Hz, {existing.n_samples} samples, "
                              f"units {existing.units}, dtype {existing.dtype}; ingest into it with the same "
@@ -272,22 +288,24 @@ def open_for_writing(root: Path, config: StoreConfig, privacy: PrivacyPolicy | N
         config = existing
     else:
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            root.mkdir(parents=True, exist_ok=True) if location.local else None
         except OSError as exc:
             raise StoreError(f"cannot create the store folder {root} ({exc.strerror})") from exc
         text = json.loads(config.to_json())
         text["privacy"] = (privacy or PrivacyPolicy()).to_dict()
-        write_text(root / "store.json", json.dumps(text, indent=2) + "\n")
-    if not os.access(root, os.W_OK | os.X_OK):
+        with location.writing("store.json") as tmp:
+            tmp.write_text(json.dumps(text, indent=2) + "\n")
+    if location.local and not os.access(root, os.W_OK | os.X_OK):
         raise StoreError(f"the store folder {root} is not writable by this user")
     store = Store(root)  # orphans below are waveform parts no manifest knows: removing them changes no row
-    committed = set(_parts(root / "manifest.parquet", ".parquet"))  # parts whose manifest part was written...
+    committed = set(location.parts("manifest.parquet", ".parquet"))  # parts whose manifest part was written...
     committed |= set(store.manifest.get("part", pd.Series(dtype=int)).astype(int))  # ...or named by merged rows
-    for number, path in _parts(root / "waveforms", ".h5").items():
+    for number, path in location.parts("waveforms", ".h5").items():
         if number not in committed:
-            path.unlink()
-    for leftover in root.rglob("*.partial"):
-        leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
+            location.remove(path)
+    if location.local:
+        for leftover in root.rglob("*.partial"):
+            leftover.unlink() if leftover.is_file() else shutil.rmtree(leftover)
     return store
 
 
@@ -319,7 +337,8 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     if engine not in ("local", "ray"):
         raise StoreError(f"engine must be local or ray, not {engine!r}")
     options = {"fs": input_fs, "units": input_units, "leads": input_leads, "rate": rate, "store_fs": fs}
-    root = Path(store)
+    location = Location(store)
+    root = location.root
     if dtype not in ("float16", "float32"):
         raise StoreError(f"dtype must be float16 or float32, not {dtype!r}")
     if not (np.isfinite(fs) and 50 <= fs <= 20_000 and np.isfinite(seconds) and 1 <= seconds <= 3600):
@@ -333,14 +352,14 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
                          f"{'does' if len(paths) == 1 else 'do'} not exist")
     found = io.discover_inputs(paths, format, **options)
     report = IngestReport(0, 0, 0, root, found.not_ecg)
-    if not found.sources and not found.rejected and not (root / "store.json").exists():
+    if not found.sources and not found.rejected and not location.exists("store.json"):
         return report  # nothing to store or quarantine: no store is made
     pseudonymizer = None
     policy = PrivacyPolicy(identifiers, shift_dates)
     if identifiers == "pseudonymize":
         pseudonymizer = Pseudonymizer.from_file(pseudonym_key)
         policy = PrivacyPolicy(identifiers, shift_dates, pseudonymizer.fingerprint)
-    st = open_for_writing(root, config, policy)
+    st = open_for_writing(location, config, policy)
     policy = st.privacy
     if policy.identifiers == "pseudonymize":
         pseudonymizer = pseudonymizer or Pseudonymizer.from_file(pseudonym_key, create=False)
@@ -357,15 +376,16 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     todo = [s for s in sources if s.id not in done]
     report.skipped = len(sources) - len(todo) + len(found.rejected) - len(rejected)
 
-    next_part = max(_parts(root / "manifest.parquet", ".parquet"), default=0) + 1
+    next_part = max(location.parts("manifest.parquet", ".parquet"), default=0) + 1
     next_row = len(st.manifest)
-    (root / "waveforms").mkdir(exist_ok=True)
+    if location.local:
+        (root / "waveforms").mkdir(exist_ok=True)
     size = config.part_size
-    jobs = [(next_part + k, todo[i:i + size], config, root / "waveforms")
+    jobs = [(next_part + k, todo[i:i + size], config, location.url)
             for k, i in enumerate(range(0, len(todo), size))]
     undiscovered = rejected  # inputs that could not even be discovered commit with the first batch
     with progress_bar(progress) as bar:
-        task = bar.add_task(f"ingesting into {root.name}", total=len(todo))
+        task = bar.add_task(f"ingesting into {location.url.rstrip('/').rsplit('/', 1)[-1]}", total=len(todo))
         for batch in _batches(jobs, workers, engine, ray_address):
             kept, dropped = [], undiscovered + batch.rejected
             undiscovered = []
@@ -381,14 +401,14 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
                     meta["ecg_id"] = f"{meta['ecg_id']}~{meta['record_key'].split(':')[1][:8]}"
                 taken.add(meta["ecg_id"])
                 kept.append(meta)
-            _commit(root, batch.number, kept, dropped, batch.waveforms, next_row)
+            _commit(location, batch.number, kept, dropped, batch.waveforms, next_row)
             next_row += len(kept)
             report.added += len(kept)
             report.rejected += len(dropped)
             bar.advance(task, len(batch.metas) + len(batch.rejected))
     if undiscovered:
-        _commit(root, next_part, [], undiscovered, None, next_row)
+        _commit(location, next_part, [], undiscovered, None, next_row)
         report.rejected += len(undiscovered)
-    _compact(root / "manifest.parquet", MANIFEST_SCHEMA)
-    _compact(root / "quarantine.parquet", QUARANTINE_SCHEMA)
+    _compact(location, "manifest.parquet", MANIFEST_SCHEMA)
+    _compact(location, "quarantine.parquet", QUARANTINE_SCHEMA)
     return report

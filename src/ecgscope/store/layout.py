@@ -7,14 +7,21 @@
     manifest.parquet/part-000001.parquet    one row per stored ECG (row, part, part_row, ids, quality, ...)
     quarantine.parquet/part-000001.parquet  one row per rejected input (source, reason)
 
-A batch is committed by renaming its waveform part into place and then writing its manifest part; the
-manifest is the record of what exists. A waveform part with no manifest part (a killed ingest) is an
-orphan and is removed when the store is next opened for writing, so no partial row is ever visible.
+A batch is committed by publishing its waveform part and then its manifest part (each appears whole or not
+at all: a rename on a disk, one upload to an object store, :mod:`ecgscope.store.location`); the manifest is
+the record of what exists. A waveform part with no manifest part (a killed ingest) is an orphan and is
+removed when the store is next opened for writing, so no partial row is ever visible.
+
+A store in an object store (``s3://...``) is read a whole part at a time, one sequential download kept in a
+small per-process cache (:data:`REMOTE_PARTS_CACHED`): a record read by a ranged request costs a round trip
+each (``benchmarks/remote_store_benchmark.py``), so training streams such a store in part-blocked order
+(:class:`ecgscope.train.datamodule.PartBlockSampler`).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -27,8 +34,12 @@ import pandas as pd
 from ecgscope.errors import EcgscopeError
 from ecgscope.leads import STANDARD_LEADS
 from ecgscope.privacy import PrivacyPolicy, Pseudonymizer
+from ecgscope.store.location import Location
 
 SCHEMA_VERSION = 1
+#: Whole waveform parts a process keeps in memory when reading an object store (512 ECGs of 10 s at 500 Hz
+#: in float16 are 61 MB each); part-blocked training order reads this many parts at a time.
+REMOTE_PARTS_CACHED = 2
 
 
 class StoreError(EcgscopeError, ValueError):
@@ -69,34 +80,40 @@ def part_name(number: int) -> str:
     return f"part-{number:06d}"
 
 
-def _parts(folder: Path, suffix: str) -> dict[int, Path]:
-    if not folder.exists():
-        return {}
-    return {int(p.stem.split("-")[1]): p for p in folder.glob(f"part-*{suffix}")}
-
-
 @functools.lru_cache(maxsize=64)
 def _signal(path: str, pid: int) -> h5py.Dataset:  # keyed by pid: handles are never shared across a fork
     return h5py.File(path, "r")["signal"]
+
+
+@functools.lru_cache(maxsize=REMOTE_PARTS_CACHED)
+def _remote_part(url: str, pid: int) -> np.ndarray:
+    """A whole waveform part of an object store, downloaded in one sequential read."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    with h5py.File(io.BytesIO(fs.cat_file(path)), "r") as h5:
+        return h5["signal"][:]
 
 
 class Store:
     """Read access to a store directory: its config, manifest, quarantine and waveforms."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
-        if not (self.root / "store.json").exists():
+        self.location = Location(root)
+        #: the folder (a Path) or the object-store URL (a str)
+        self.root = self.location.root
+        if not self.location.exists("store.json"):
             raise StoreError(f"{self.root} is not an ecgscope store (no store.json); create one with "
                              "`ecgscope ingest SRC --store DIR`")
-        text = (self.root / "store.json").read_text()
+        text = self.location.read_bytes("store.json").decode()
         self.config = StoreConfig.from_json(text)
         self.privacy = PrivacyPolicy.from_dict(json.loads(text).get("privacy"))
         self.refresh()
 
     def refresh(self) -> None:
         """Re-read the manifest and quarantine (after an ingest)."""
-        self.manifest = _read_parts(self.root / "manifest.parquet")
-        self.quarantine = _read_parts(self.root / "quarantine.parquet").drop_duplicates(ignore_index=True)
+        self.manifest = _read_parts(self.location, "manifest.parquet")
+        self.quarantine = _read_parts(self.location, "quarantine.parquet").drop_duplicates(ignore_index=True)
         if len(self.manifest):  # a row twice: an ingest killed while merging parts; one copy is the row
             self.manifest = (self.manifest.drop_duplicates("row").sort_values("row", kind="stable")
                              .reset_index(drop=True))
@@ -107,13 +124,21 @@ class Store:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def waveform_path(self, part: int) -> Path:
-        """Path of waveform part ``part``."""
-        return self.root / "waveforms" / f"{part_name(part)}.h5"
+    def waveform_path(self, part: int) -> str:
+        """Path (or key in the object store) of waveform part ``part``."""
+        return self.location.key(f"waveforms/{part_name(part)}.h5")
+
+    def part_of(self, rows) -> np.ndarray:
+        """The waveform part that holds each of manifest ``rows``."""
+        return self._part[np.asarray(rows, dtype=np.int64)]
 
     def read(self, row: int) -> np.ndarray:
         """The signal of manifest row ``row``: (leads, samples) float32."""
-        part = _signal(str(self.waveform_path(int(self._part[row]))), os.getpid())
+        relative = f"waveforms/{part_name(int(self._part[row]))}.h5"
+        if self.location.local:
+            part = _signal(self.location.key(relative), os.getpid())
+        else:
+            part = _remote_part(self.location.url_of(relative), os.getpid())
         return part[int(self._part_row[row])].astype(np.float32)
 
     def site_table(self, table: pd.DataFrame, key: str | Path | None = None) -> pd.DataFrame:
@@ -127,7 +152,7 @@ class Store:
 
     def info(self) -> dict:
         """A summary: config, counts, sources, quarantine reasons."""
-        size = sum(p.stat().st_size for p in (self.root / "waveforms").glob("*.h5")) if len(self) else 0
+        size = sum(map(self.location.size, self.location.parts("waveforms", ".h5").values())) if len(self) else 0
         return {
             "path": str(self.root), **json.loads(self.config.to_json()), "records": len(self),
             "patients": int(self.manifest["patient_id"].nunique()) if len(self) else 0,
@@ -137,10 +162,10 @@ class Store:
         }
 
 
-def _read_parts(folder: Path) -> pd.DataFrame:
-    parts = sorted(_parts(folder, ".parquet").items())
+def _read_parts(location: Location, folder: str) -> pd.DataFrame:
+    parts = sorted(location.parts(folder, ".parquet").items())
     if not parts:
         return pd.DataFrame()
-    tables = [pd.read_parquet(p) for _, p in parts]
+    tables = [pd.read_parquet(io.BytesIO(location.read_bytes(p))) for _, p in parts]
     tables = [t for t in tables if len(t)] or tables[:1]  # empty parts would make pandas guess column types
     return pd.concat(tables, ignore_index=True)

@@ -55,6 +55,53 @@ class EpochSeededSampler(Sampler):
         return iter((int(i), self.epoch) for i in self._order())
 
 
+#: Waveform parts shuffled together in part-blocked order: with 512-ECG parts, each batch is drawn from
+#: about a thousand ECGs (a WebDataset-style shuffle buffer), and a reader holds this many parts at once
+#: (``ecgscope.store.layout.REMOTE_PARTS_CACHED``).
+BLOCK_PARTS = 2
+
+
+class PartBlockSampler(EpochSeededSampler):
+    """Yields (index, epoch) in an order that reads a store's waveform parts sequentially (for object stores).
+
+    ``parts`` gives each index's waveform part. Shuffled: the parts in an order drawn from (seed, epoch),
+    taken :data:`BLOCK_PARTS` at a time, the ECGs of each block shuffled together. Unshuffled: storage order.
+    Under distributed training each rank takes a contiguous slice of that order (padded like
+    :class:`EpochSeededSampler` when shuffled), so ranks read different parts; and the slice's batches are
+    dealt to the ``workers`` DataLoader processes so that each reads a contiguous run of it (the loader hands
+    batch j to worker j mod workers), downloading each part once rather than once per worker.
+    """
+
+    def __init__(self, parts: np.ndarray, seed: int, shuffle: bool, shard: bool = False, batch_size: int = 1,
+                 workers: int = 0):
+        super().__init__(len(parts), seed, shuffle, shard)
+        self.parts, self.batch_size, self.workers = np.asarray(parts), batch_size, max(workers, 1)
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.array_split(np.argsort(self.parts, kind="stable"), self.world)[self.rank]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        blocks = rng.permutation(np.unique(self.parts))
+        position = {part: k // BLOCK_PARTS for k, part in enumerate(blocks)}
+        block_of = np.array([position[p] for p in self.parts], dtype=np.int64)
+        order = np.concatenate([rng.permutation(np.flatnonzero(block_of == b)) for b in range(max(block_of) + 1)])
+        if self.world > 1 and self.n % self.world:
+            order = np.concatenate([order, order[: self.world - self.n % self.world]])
+        share = len(order) // self.world
+        return self._dealt(order[self.rank * share:(self.rank + 1) * share])
+
+    def _dealt(self, order: np.ndarray) -> np.ndarray:
+        """``order``'s full batches split into one contiguous run per worker, interleaved so the loader's
+        round-robin gives each worker its own run; a last, partial batch stays last."""
+        full = len(order) // self.batch_size
+        if self.workers == 1 or full < 2:
+            return order
+        batches = order[: full * self.batch_size].reshape(full, self.batch_size)
+        runs = np.array_split(np.arange(full), self.workers)
+        dealt = [batches[run[k]] for k in range(len(runs[0])) for run in runs if k < len(run)]
+        return np.concatenate([*dealt, order[full * self.batch_size:]])
+
+
 def augment(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """Amplitude scaling, baseline wander, noise, lead dropout and a circular time shift (leads, samples)."""
     n_leads, n = x.shape
@@ -113,13 +160,20 @@ class CohortDataModule(L.LightningDataModule):
     """Train / validation loaders over a store for the rows of a cohort table's splits (``num_workers`` None:
     :func:`loader_workers` chooses)."""
 
-    def __init__(self, datasets: dict[str, Dataset], batch_size: int, num_workers: int | None, seed: int):
+    def __init__(self, datasets: dict[str, CohortDataset], batch_size: int, num_workers: int | None, seed: int,
+                 order: str = "auto"):
         super().__init__()
         self.datasets, self.batch_size, self.num_workers, self.seed = datasets, batch_size, num_workers, seed
+        self.order = order
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.datasets[split]
-        sampler = EpochSeededSampler(len(data), self.seed, shuffle, shard=True)  # a shard per rank under DDP
+        store = data.source.store
+        if self.order == "part_blocks" or (self.order == "auto" and not store.location.local):
+            sampler = PartBlockSampler(store.part_of(data.rows), self.seed, shuffle, shard=True,
+                                       batch_size=self.batch_size, workers=loader_workers(self.num_workers))
+        else:  # a shard per rank under DDP
+            sampler = EpochSeededSampler(len(data), self.seed, shuffle, shard=True)
         return make_loader(data, self.batch_size, sampler, self.num_workers)
 
     def train_dataloader(self) -> DataLoader:

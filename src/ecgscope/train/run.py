@@ -211,7 +211,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
                         enable_progress_bar=progress, enable_model_summary=False,
                         use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
     last = out / "checkpoints" / "last.ckpt"
-    datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed)
+    datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed, cfg.data.order)
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
     if not trainer.is_global_zero:  # under DDP, rank 0 alone evaluates and writes the model
         return out / "model"
