@@ -9,7 +9,7 @@ import pytest
 from ecgscope import io
 from ecgscope.signal.quality import beat_snr_db, pacing_spikes
 from ecgscope.simulate import simulate_cohort
-from ecgscope.train.ood import FAR_PERCENTILE, OODReference
+from ecgscope.train.ood import FAR_PERCENTILE, REFERENCE_MAX_ECGS, OODReference, reference_rows
 
 from .conftest import SHARED_DATA
 
@@ -61,3 +61,12 @@ def test_a_trained_model_carries_its_reference_and_refuses_an_altered_one(small_
     altered.save(copy / "ood.safetensors")
     with pytest.raises(ArtifactError, match="ood.safetensors"):
         load_model(copy)
+
+
+def test_the_ood_reference_is_fitted_on_a_bounded_seeded_draw():
+    rows = np.arange(25_000) * 3
+    drawn = reference_rows(rows, seed=1)
+    assert len(drawn) == REFERENCE_MAX_ECGS and set(drawn) <= set(rows) and (np.diff(drawn) > 0).all()
+    assert np.array_equal(drawn, reference_rows(rows, seed=1))
+    assert not np.array_equal(drawn, reference_rows(rows, seed=2))
+    assert np.array_equal(reference_rows(rows[:50], seed=1), rows[:50])  # small cohorts: every training ECG

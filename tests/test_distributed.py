@@ -208,3 +208,40 @@ def test_ddp_pretraining_writes_one_encoder(data, tmp_path):
                                stderr=subprocess.STDOUT, text=True)
     output = _finish(process)
     assert output.count("encoder:") == 1 and (tmp_path / "pre" / "model" / "model.json").exists()
+
+
+def _recon(generator, source: StoreInput, rows: np.ndarray, targets: np.ndarray) -> float:
+    """The validation reconstruction term (L1 of the scaled curves + L1 of log RR) over ``rows`` at once."""
+    n_points = generator.n_points
+    with torch.no_grad():
+        fake, rr_hat = generator.eval()(torch.from_numpy(source.read_many(rows)))
+    flat = torch.from_numpy(targets)
+    curves, log_rr = flat[:, : 2 * n_points].view(len(rows), 2, n_points), flat[:, -1]
+    return float(torch.nn.functional.l1_loss(fake, curves) + torch.nn.functional.l1_loss(rr_hat, log_rr))
+
+
+def test_ddp_motion_training_logs_the_whole_validation_sets_reconstruction(data, tmp_path):
+    from ecgscope.motion import load_generator
+    from ecgscope.motion.train import _targets, paired_curves
+
+    store, cohort_path = data
+    motion_path = cohort_path.parent / "sim" / "truth" / "motion.parquet"
+    process = subprocess.Popen([ECGSCOPE, "motion", "train", "--store", str(store), "--cohort", str(cohort_path),
+                                "--motion", str(motion_path), "--out", str(tmp_path / "gan"), "--encoder",
+                                "compact_cnn_tiny", "--epochs", "1", "--batch-size", "8", "--devices", "2",
+                                "--strategy", "ddp", "--accelerator", "cpu"],
+                               env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = _finish(process)
+    assert output.count("generator:") == 1  # rank 0 alone evaluates and writes
+    logged = pd.read_csv(tmp_path / "gan" / "logs" / "version_0" / "metrics.csv")["val/recon"].dropna()
+    cohort = pd.read_parquet(cohort_path)
+    val = cohort[cohort["split"] == "val"]
+    targets = _targets(*paired_curves(val, pd.read_parquet(motion_path)))
+    loaded = load_generator(tmp_path / "gan" / "model")
+    source = StoreInput(loaded.pipeline, Store(store))
+    rows = val["ecg_row"].to_numpy()
+    whole = _recon(loaded.generator, source, rows, targets)
+    assert float(logged.iloc[-1]) == pytest.approx(whole, rel=1e-4)
+    assert float(logged.iloc[-1]) != pytest.approx(_recon(loaded.generator, source, rows[::2], targets[::2]),
+                                                   rel=1e-4)  # not one rank's half

@@ -768,10 +768,17 @@ def motion_train(
     num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
                                                          "none without)")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    devices: Devices = None,
+    num_nodes: NumNodes = None,
+    strategy: Strategy = None,
+    accelerator: Accelerator = None,
 ) -> None:
-    """Train the generator adversarially with a reconstruction term; report generated vs true on the test split."""
+    """Train the generator adversarially with a reconstruction term; report generated vs true on the test split.
+
+    Under DDP (--devices N --strategy ddp) each process trains on its shard and rank 0 writes the generator."""
     from ecgscope.cohort import load_table
     from ecgscope.motion import train_motion
+    from ecgscope.train.module import is_global_zero
 
     _require(epochs >= 1 and batch_size >= 1, f"--epochs and --batch-size must be at least 1, not {epochs} and "
                                               f"{batch_size}")
@@ -780,9 +787,12 @@ def motion_train(
     try:
         model_dir = train_motion(store, load_table(cohort), load_table(motion), out, encoder=encoder,
                                  init_encoder=init_encoder, epochs=epochs, batch_size=batch_size,
-                                 recon_weight=recon_weight, seed=seed, num_workers=num_workers, resume=resume)
+                                 recon_weight=recon_weight, seed=seed, num_workers=num_workers, resume=resume,
+                                 trainer=_trainer(None, devices, num_nodes, strategy, accelerator))
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
+    if not is_global_zero():  # under DDP the other ranks end quietly; rank 0 reports
+        return
     for name, value in json.loads((model_dir / "metrics.json").read_text()).items():
         console.print(f"  {name:24s} {value:.3f}")
     console.print(f"[green]generator:[/] {model_dir}")

@@ -23,7 +23,14 @@ from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import save_model
 from ecgscope.train.datamodule import CohortDataModule
-from ecgscope.train.module import RngState, TaskSpec, quiet_lightning, seeded_model, trainer_settings
+from ecgscope.train.module import (
+    RngState,
+    SameBuffersOnEveryRank,
+    TaskSpec,
+    quiet_lightning,
+    seeded_model,
+    trainer_settings,
+)
 
 
 def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_small", epochs: int = 10,
@@ -66,7 +73,7 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     encoder = seeded_model(model, seed, num_outputs=0)
     module = ContrastiveModule(encoder, lr=lr, temperature=temperature, max_epochs=epochs)
     hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RngState(), *(callbacks or [])]
+             RngState(), SameBuffersOnEveryRank(), *(callbacks or [])]
     fitter = L.Trainer(max_epochs=epochs, **trainer_settings(trainer), deterministic=True, callbacks=hooks,
                        logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
                        enable_progress_bar=progress, enable_model_summary=False,

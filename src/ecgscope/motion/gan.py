@@ -122,17 +122,28 @@ class MotionGAN(L.LightningModule):
         opt_g.step()
         n = len(ecg)
         self.log_dict({"train/d_loss": d_loss, "train/adversarial": adversarial, "train/recon": recon},
-                      on_step=False, on_epoch=True, batch_size=n)
+                      on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         for scheduler in self.lr_schedulers():
             scheduler.step()
 
+    def on_validation_epoch_start(self) -> None:
+        self._val_recon = torch.zeros(2, dtype=torch.float64)  # sum of batch means x batch sizes, ECGs
+
     def validation_step(self, batch, _):
         ecg, curves, log_rr = batch
         fake, rr_hat = self.generator(ecg)
-        self.log("val/recon", F.l1_loss(fake, curves) + F.l1_loss(rr_hat, log_rr), on_epoch=True, prog_bar=True,
-                 batch_size=len(ecg))
+        recon = F.l1_loss(fake.float(), curves.float()) + F.l1_loss(rr_hat.float(), log_rr.float())
+        self._val_recon += torch.tensor([float(recon) * len(ecg), len(ecg)], dtype=torch.float64)
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/recon`` over the whole validation set: under distributed training, every rank's sums added."""
+        total = self._val_recon
+        if self.trainer.world_size > 1:
+            total = self.all_gather(total.to(self.device)).reshape(-1, 2).sum(0).cpu()
+        if total[1] > 0:
+            self.log("val/recon", float(total[0] / total[1]), prog_bar=True)
 
     def configure_optimizers(self):
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.lr, betas=(0.5, 0.999))

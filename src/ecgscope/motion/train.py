@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
-from ecgscope.config import AugmentConfig, ConfigError
+from ecgscope.config import AugmentConfig, ConfigError, TrainerConfig
 from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.errors import EcgscopeError
 from ecgscope.io import write_text
@@ -32,7 +32,13 @@ from ecgscope.signal import Pipeline, default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import file_sha256, load_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset
-from ecgscope.train.module import RngState, inference_device, quiet_lightning, select_device
+from ecgscope.train.module import (
+    RngState,
+    SameBuffersOnEveryRank,
+    inference_device,
+    quiet_lightning,
+    trainer_settings,
+)
 
 FORMAT_VERSION = 1
 MOTION_COLUMNS = ("rr_ms", "tdi_velocity_cm_s", "annular_displacement_mm")
@@ -91,11 +97,14 @@ class _FlatTargetGAN(MotionGAN):
 def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, out: str | Path, *,
                  encoder: str = "net1d_small", init_encoder: str | Path | None = None, epochs: int = 30,
                  batch_size: int = 64, lr: float = 1e-3, recon_weight: float = 20.0, seed: int = 0,
-                 num_workers: int | None = None, resume: bool = False, progress: bool = True) -> Path:
+                 num_workers: int | None = None, resume: bool = False, progress: bool = True,
+                 trainer: TrainerConfig | None = None) -> Path:
     """Train the motion GAN on the train split (validation L1 on val), evaluate on test; return the model dir.
 
     ``init_encoder``: a saved model directory (e.g. from ``ecgscope pretrain``) whose weights start the
-    generator's ECG encoder; its architecture replaces ``encoder``."""
+    generator's ECG encoder; its architecture replaces ``encoder``. ``trainer`` says where it runs (None: one
+    process); under DDP each rank trains on its shard, ``val/recon`` covers every rank's validation ECGs, and
+    rank 0 alone evaluates and writes the generator."""
     out = Path(out)
     if not resume and (out / "checkpoints").exists():
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or choose another out")
@@ -137,15 +146,20 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
     else:
         generator = MotionGenerator(encoder, n_points=n_points)
     module = _FlatTargetGAN(generator, lr=lr, recon_weight=recon_weight, max_epochs=epochs)
-    accelerator, precision = select_device()
-    trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, precision=precision,
-                        deterministic=True, logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
-                        callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,
-                                                   every_n_epochs=1), RngState()],
-                        enable_progress_bar=progress, enable_model_summary=False)
+    settings = trainer_settings(trainer)
+    if settings.get("strategy") == "ddp":  # the discriminator's step leaves the generator without gradients
+        settings["strategy"] = "ddp_find_unused_parameters_true"
+    fitter = L.Trainer(max_epochs=epochs, **settings, deterministic=True,
+                       logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
+                       callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,
+                                                  every_n_epochs=1), RngState(), SameBuffersOnEveryRank()],
+                       enable_progress_bar=progress, enable_model_summary=False,
+                       use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
     last = out / "checkpoints" / "last.ckpt"
-    trainer.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
-                ckpt_path=str(last) if resume and last.exists() else None)
+    fitter.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
+               ckpt_path=str(last) if resume and last.exists() else None)
+    if not fitter.is_global_zero:
+        return out / "model"
 
     metrics: dict[str, float] = {}
     test = split == "test"

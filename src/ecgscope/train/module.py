@@ -337,6 +337,19 @@ class ValidationHistory(L.Callback):
         self.rows = list(state_dict["rows"])
 
 
+class SameBuffersOnEveryRank(L.Callback):
+    """Under DDP, give every rank rank 0's buffers (batch-norm running statistics) before validating.
+
+    DDP copies rank 0's buffers to the others at each training forward, but each rank then updates its own with
+    its own batch, so after the last step they differ; without this, each rank would validate a slightly
+    different model from the one rank 0 saves. (SyncBatchNorm would keep them equal, but runs on GPUs only.)"""
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.world_size > 1:
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+
 class RngState(L.Callback):
     """Carry torch's random state (dropout, GAN noise) through checkpoints, CPU and every CUDA device, so a
     resumed run draws the same numbers as an uninterrupted one on either."""

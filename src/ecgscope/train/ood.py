@@ -1,13 +1,13 @@
 """How far an ECG lies from the data a model was trained on: a Mahalanobis distance on the model's own pooled
 embedding (Lee et al., NeurIPS 2018), read as a percentile of held-out ECGs.
 
-The mean and a shrunk covariance (Ledoit-Wolf) are fitted on the training split's embeddings; the distances of
-the calibration split (patients set aside from training) give the reference. An ECG's ``ood_percentile`` is
-the share of those calibration ECGs lying closer to the training data than it does; beyond
-:data:`FAR_PERCENTILE` the service and ``predict --input`` answer ``cannot_assess`` (so about 1 % of ECGs
-like the calibration ones are refused by construction; ``benchmarks/ood_benchmark.py`` prints the refusal
-rate on held-out presets and on real recordings). Stored beside the weights as ``ood.safetensors``, with its
-checksum in ``model.json``.
+The mean and a shrunk covariance (Ledoit-Wolf) are fitted on the training split's embeddings (at most
+:data:`REFERENCE_MAX_ECGS` of them); the distances of the calibration split (patients set aside from
+training) give the reference. An ECG's ``ood_percentile`` is the share of those calibration ECGs lying
+closer to the training data than it does; beyond :data:`FAR_PERCENTILE` the service and ``predict --input``
+answer ``cannot_assess`` (so about 1 % of ECGs like the calibration ones are refused by construction;
+``benchmarks/ood_benchmark.py`` prints the refusal rate on held-out presets and on real recordings). Stored
+beside the weights as ``ood.safetensors``, with its checksum in ``model.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from torch import nn
 
 #: An ECG farther than this percentile of held-out in-distribution ECGs is out of distribution.
 FAR_PERCENTILE = 99.0
+#: At most this many training ECGs (a seeded draw) fit the mean and covariance: plenty for a covariance of a
+#: few hundred dimensions, and it keeps the memory and time of the fit flat in the cohort size (fitting on
+#: every ECG of a 100,000-ECG cohort held about 0.5 GiB of embeddings).
+REFERENCE_MAX_ECGS = 10_000
 FILE = "ood.safetensors"
 
 
@@ -69,6 +73,15 @@ class OODReference:
 
         arrays = load_file(str(path))
         return cls(arrays["mean"], arrays["precision"], arrays["calibration_distances"])
+
+
+def reference_rows(rows: np.ndarray, seed: int) -> np.ndarray:
+    """The training rows the reference is fitted on: all of them, or a seeded draw of
+    :data:`REFERENCE_MAX_ECGS` (in their original order)."""
+    rows = np.asarray(rows)
+    if len(rows) <= REFERENCE_MAX_ECGS:
+        return rows
+    return rows[np.sort(np.random.default_rng(seed).choice(len(rows), REFERENCE_MAX_ECGS, replace=False))]
 
 
 def embeddings(model: nn.Module, batches) -> np.ndarray:

@@ -46,6 +46,7 @@ from ecgscope.train.module import (
     MultiTaskModule,
     RestoreBestWeights,
     RngState,
+    SameBuffersOnEveryRank,
     TaskSpec,
     ValidationHistory,
     inference_device,
@@ -55,7 +56,7 @@ from ecgscope.train.module import (
     seeded_model,
     trainer_settings,
 )
-from ecgscope.train.ood import FAR_PERCENTILE, OODReference, embeddings
+from ecgscope.train.ood import FAR_PERCENTILE, REFERENCE_MAX_ECGS, OODReference, embeddings, reference_rows
 
 
 def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int,
@@ -201,8 +202,8 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
     # the very end, and a killed run could not resume
     hooks = [*extra, ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RestoreBestWeights(cfg.train.monitor), RngState(), ValidationHistory(out / "validation_history.csv"),
-             *(callbacks or [])]
+             RestoreBestWeights(cfg.train.monitor), RngState(), SameBuffersOnEveryRank(),
+             ValidationHistory(out / "validation_history.csv"), *(callbacks or [])]
     if cfg.train.patience:
         hooks.append(EarlyStopping(cfg.train.monitor, mode=monitor_mode(cfg.train.monitor),
                                    patience=cfg.train.patience))
@@ -235,6 +236,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
     rows = {s: cohort["ecg_row"].to_numpy()[split == s] for s in ("train", "calibration")}
+    rows["train"] = reference_rows(rows["train"], cfg.train.seed)
     ood = None
     if len(rows["train"]) >= 2 and len(rows["calibration"]):
         # unaugmented: the reference describes ECGs as they arrive, not as training perturbed them
@@ -268,8 +270,9 @@ def _card(cfg: RunConfig, cohort: pd.DataFrame, split: np.ndarray, values: dict,
         performance_by_group=performance(frame, cfg.data.regression, cfg.data.binary, thresholds, intervals)
         if is_test.any() else {},
         ood=None if ood is None else {
-            "score": "Mahalanobis distance of the pooled embedding from the training ECGs (Ledoit-Wolf covariance), "
-                     "as a percentile of the calibration ECGs' distances",
+            "score": "Mahalanobis distance of the pooled embedding from the training ECGs (Ledoit-Wolf covariance; "
+                     f"at most {REFERENCE_MAX_ECGS:,} of them, a seeded draw), as a percentile of the calibration "
+                     "ECGs' distances",
             "far_percentile": FAR_PERCENTILE,
             "rule": f"an ECG farther from the training data than {FAR_PERCENTILE:g} % of the held-out calibration "
                     "ECGs is answered 'cannot assess' (about 1 % of in-distribution ECGs by construction)",
