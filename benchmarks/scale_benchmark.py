@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--store-fs", type=float, default=100.0, help="the store's rate (the model's contract)")
     parser.add_argument("--engines", default="local,ray")
     parser.add_argument("--keep", type=Path, default=None, help="a folder to keep the files in (default: temporary)")
+    parser.add_argument("--reuse", action="store_true", help="with --keep: the folder already holds code15/ and "
+                                                              "patients.parquet from an earlier run; skip simulating")
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="ecgscope-scale-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,8 @@ def main() -> None:
         cohort.patients.to_parquet(root / "patients.parquet")
         return len(cohort)
 
-    rows.append(run_stage("simulate + write CODE-15%", simulate))
+    if not args.reuse:
+        rows.append(run_stage("simulate + write CODE-15%", simulate))
     for engine in args.engines.split(","):
         def ingest_with(engine=engine) -> int:
             from ecgscope.store import ingest

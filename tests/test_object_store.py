@@ -131,6 +131,17 @@ def test_training_from_s3_equals_training_from_disk(s3_bucket, tmp_path):
     assert (tmp_path / "s3" / "test_metrics.json").read_text() == (tmp_path / "disk" / "test_metrics.json").read_text()
 
 
-def test_a_store_url_on_a_filesystem_without_atomic_writes_is_refused():
+def test_a_store_url_on_a_filesystem_without_atomic_writes_is_refused(hospital_dir):
     with pytest.raises(LocationError, match="not all-or-nothing"):
         Location("sftp://host/stores/x")
+    refused = CliRunner().invoke(app, ["ingest", str(hospital_dir / "wfdb"), "--store", "ftp://host/stores/x"])
+    assert refused.exit_code == 2 and "not all-or-nothing" in refused.output
+
+
+def test_any_fsspec_object_store_holds_a_store(hospital_dir, tmp_path):
+    src = [hospital_dir / "wfdb" / "records100"]
+    ingest(src, tmp_path / "local", fs=100, workers=1, part_size=8, identifiers="keep", progress=False)
+    ingest(src, "memory://stores/hospital", fs=100, workers=1, part_size=8, identifiers="keep", progress=False)
+    _same_store(tmp_path / "local", "memory://stores/hospital")
+    assert Store("memory://stores/hospital").info()["waveform_bytes"] == Store(tmp_path / "local").info()[
+        "waveform_bytes"]

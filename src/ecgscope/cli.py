@@ -296,7 +296,7 @@ def ingest(
 @app.command()
 def pseudonymize(
     table: Annotated[Path, typer.Argument(help="a site table (CSV or Parquet) with patient_id: imaging, outcomes")],
-    store: Annotated[Path, typer.Option(help="the store whose pseudonyms (and date shifts) to apply")],
+    store: Annotated[str, typer.Option(help="the store (folder or URL) whose pseudonyms (and date shifts) to apply")],
     out: Annotated[Path, typer.Option(help="output table (.parquet or .csv)")],
     pseudonym_key: Annotated[Path | None, typer.Option(help="the key the store was made with")] = None,
 ) -> None:

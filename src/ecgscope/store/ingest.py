@@ -244,14 +244,12 @@ def _commit(location: Location, number: int, kept: list[dict], dropped: list[tup
                      f"quarantine.parquet/{name}.parquet")
 
 
-def _write_typed(table: pd.DataFrame | pa.Table, schema: pa.Schema, location: Location, relative: str) -> None:
+def _write_typed(table: pd.DataFrame, schema: pa.Schema, location: Location, relative: str) -> None:
     """Write ``table`` atomically with exactly ``schema`` (an all-empty column keeps its type)."""
     import pyarrow.parquet as pq
 
-    if isinstance(table, pd.DataFrame):
-        table = pa.Table.from_pandas(table, schema=schema, preserve_index=False)
     with location.writing(relative) as tmp:
-        pq.write_table(table, tmp)
+        pq.write_table(pa.Table.from_pandas(table, schema=schema, preserve_index=False), tmp)
 
 
 def _compact(location: Location, folder: str, schema: pa.Schema) -> None:
@@ -263,8 +261,9 @@ def _compact(location: Location, folder: str, schema: pa.Schema) -> None:
         return
     import pyarrow.parquet as pq
 
-    merged = pa.concat_tables([pq.read_table(BytesIO(location.read_bytes(p)), schema=schema) for _, p in parts])
-    _write_typed(merged, schema, location, parts[-1][1])
+    with location.writing(parts[-1][1]) as tmp, pq.ParquetWriter(tmp, schema) as merged:
+        for _, path in parts:  # one part in memory at a time: the manifest of a big store is never held whole
+            merged.write_table(pq.read_table(BytesIO(location.read_bytes(path)), schema=schema))
     for _, path in parts[:-1]:
         location.remove(path)
 
