@@ -93,6 +93,12 @@ def main() -> None:
           f"{int(ingest_rows['ecgs'].iloc[-1]):,} ECGs: ingesting process {ingest_slope * 1024:.2f} KiB per ECG, "
           f"training process {train_slope * 1024:.2f} KiB per ECG")
 
+    first = {stage: scale[scale["stage"] == stage].groupby("ecgs").head(1).sort_values("ecgs")
+             for stage in ("ingest (local)", "train 1 epoch + evaluate")}
+    print(f"as first measured (the earliest rows at each size): ingesting process "
+          f"{_growth(first['ingest (local)'], 'peak_main_mib')[1] * 1024:.2f} KiB per ECG, training process "
+          f"{_growth(first['train 1 epoch + evaluate'], 'peak_main_mib')[1] * 1024:.2f} KiB per ECG")
+
     rows = []
     for n in (1_000_000, 10_000_000):
         for gpus in (1, 8, 64):
