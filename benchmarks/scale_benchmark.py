@@ -110,7 +110,10 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, help="a folder to keep the files in (default: temporary)")
     parser.add_argument("--reuse", action="store_true", help="with --keep: the folder already holds code15/ and "
                                                               "patients.parquet from an earlier run; skip simulating")
+    parser.add_argument("--stages", default="simulate,ingest,train", help="which stages to run (with --reuse, "
+                                                                           "ingest and train reuse kept files)")
     args = parser.parse_args()
+    stages = set(args.stages.split(","))
     root = args.keep or Path(tempfile.mkdtemp(prefix="ecgscope-scale-"))
     root.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -125,9 +128,9 @@ def main() -> None:
         cohort.patients.to_parquet(root / "patients.parquet")
         return len(cohort)
 
-    if not args.reuse:
+    if not args.reuse and "simulate" in stages:
         rows.append(run_stage("simulate + write CODE-15%", simulate))
-    for engine in args.engines.split(","):
+    for engine in args.engines.split(",") if "ingest" in stages else []:
         def ingest_with(engine=engine) -> int:
             from ecgscope.store import ingest
 
@@ -173,7 +176,8 @@ def main() -> None:
               "test predictions and the OOD reference", flush=True)
         return len(cohort)
 
-    rows.append(run_stage("train 1 epoch + evaluate", train_one_epoch))
+    if "train" in stages:
+        rows.append(run_stage("train 1 epoch + evaluate", train_one_epoch))
     table = pd.DataFrame(rows).assign(n_requested=args.n, workers=args.workers, store_fs=args.store_fs)
     out = ROOT / "benchmarks" / "results" / "scale_benchmark.csv"
     table.to_csv(out, mode="a", header=not out.exists(), index=False, float_format="%.4g")

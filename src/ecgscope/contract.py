@@ -119,11 +119,14 @@ def ecg_input(pipeline: Pipeline, ecg: ECG, model: str = "the model", allow_resa
 
 def recorded_seconds(store: Store) -> np.ndarray:
     """Seconds of real signal in each stored record: what the source held, capped at the store's length."""
-    cfg, manifest = store.config, store.manifest
-    full = np.full(len(manifest), cfg.n_samples / cfg.fs)
-    if not len(manifest) or not {"original_samples", "original_fs"} <= set(manifest.columns):
+    cfg = store.config
+    full = np.full(len(store), cfg.n_samples / cfg.fs)
+    if not len(store):
         return full
-    original = (manifest["original_samples"].to_numpy(float) / manifest["original_fs"].to_numpy(float))
+    try:
+        original = store.column("original_samples").astype(float) / store.column("original_fs").astype(float)
+    except (KeyError, ValueError):  # a store written before these columns existed
+        return full
     return np.where(np.isfinite(original), np.minimum(original, full), full)
 
 

@@ -111,18 +111,43 @@ class Store:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the manifest and quarantine (after an ingest)."""
-        self.manifest = _read_parts(self.location, "manifest.parquet")
-        self.quarantine = _read_parts(self.location, "quarantine.parquet").drop_duplicates(ignore_index=True)
-        if len(self.manifest):  # a row twice: an ingest killed while merging parts; one copy is the row
-            self.manifest = (self.manifest.drop_duplicates("row").sort_values("row", kind="stable")
-                             .reset_index(drop=True))
+        """Re-read the manifest and quarantine (after an ingest).
+
+        Only the row-to-part index is read now; the whole manifest (one row of ids, sources and quality per ECG,
+        about 1.8 KiB of memory each) is read on first use of :attr:`manifest`, so training a model, which needs
+        only the index, does not hold it."""
+        self._manifest = None
+        index = self._columns(["part", "part_row"])
         # plain arrays: a pandas row lookup would cost more than the read itself
-        self._part = self.manifest["part"].to_numpy(dtype=np.int64) if len(self.manifest) else np.empty(0, int)
-        self._part_row = self.manifest["part_row"].to_numpy(dtype=np.int64) if len(self.manifest) else self._part
+        self._part = index["part"].to_numpy(dtype=np.int64) if len(index) else np.empty(0, np.int64)
+        self._part_row = index["part_row"].to_numpy(dtype=np.int64) if len(index) else self._part
+        self.quarantine = _read_parts(self.location, "quarantine.parquet").drop_duplicates(ignore_index=True)
+
+    @property
+    def manifest(self) -> pd.DataFrame:
+        """One row per stored ECG, in row order: ids, acquisition time, source, format, quality metrics."""
+        if self._manifest is None:
+            self._manifest = self._columns(None)
+        return self._manifest
+
+    def column(self, name: str) -> np.ndarray:
+        """One manifest column in row order, read without loading (or keeping) the whole manifest."""
+        if self._manifest is not None:
+            return self._manifest[name].to_numpy()
+        table = self._columns([name])
+        return table[name].to_numpy() if len(table) else np.empty(0)
+
+    def _columns(self, names: list[str] | None) -> pd.DataFrame:
+        """Manifest columns ``names`` (None: all) in row order; a row written twice (an ingest killed while
+        merging parts) counted once."""
+        wanted = None if names is None else ["row", *(n for n in names if n != "row")]
+        table = _read_parts(self.location, "manifest.parquet", wanted)
+        if len(table):
+            table = table.drop_duplicates("row").sort_values("row", kind="stable").reset_index(drop=True)
+        return table
 
     def __len__(self) -> int:
-        return len(self.manifest)
+        return len(self._part)
 
     def waveform_path(self, part: int) -> str:
         """Path (or key in the object store) of waveform part ``part``."""
@@ -162,10 +187,14 @@ class Store:
         }
 
 
-def _read_parts(location: Location, folder: str) -> pd.DataFrame:
+def _read_parts(location: Location, folder: str, columns: list[str] | None = None) -> pd.DataFrame:
+    import pyarrow as pa
+
     parts = sorted(location.parts(folder, ".parquet").items())
     if not parts:
         return pd.DataFrame()
-    tables = [pd.read_parquet(io.BytesIO(location.read_bytes(p))) for _, p in parts]
+    tables = [pd.read_parquet(io.BytesIO(location.read_bytes(p)), columns=columns) for _, p in parts]
     tables = [t for t in tables if len(t)] or tables[:1]  # empty parts would make pandas guess column types
-    return pd.concat(tables, ignore_index=True)
+    table = pd.concat(tables, ignore_index=True)
+    pa.default_memory_pool().release_unused()  # Arrow keeps what it read with otherwise (~0.6 KiB per ECG)
+    return table

@@ -72,7 +72,7 @@ def check_cohort_matches_store(cohort: pd.DataFrame, store: Store, name: str | P
     if len(rows) and (rows.min() < 0 or rows.max() >= len(store)):
         raise CohortError(f"{name} points at store row {int(rows.max())}, but {store.root} holds {len(store)} ECGs: "
                           "was the cohort built on another store? Rebuild it with `ecgscope cohort build`")
-    stored = store.manifest["ecg_id"].astype(str).to_numpy()[rows]
+    stored = store.column("ecg_id").astype(str)[rows]
     wrong = np.flatnonzero(stored != cohort["ecg_id"].astype(str).to_numpy())
     if len(wrong):
         k = wrong[0]
