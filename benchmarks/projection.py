@@ -36,9 +36,12 @@ def _latest(table: pd.DataFrame, stage: str) -> pd.DataFrame:
 
 
 def _growth(rows: pd.DataFrame, column: str) -> tuple[float, float]:
-    """Intercept (MiB) and slope (MiB per ECG) between the two largest measured cohorts."""
+    """Intercept (MiB) and slope (MiB per ECG) between the two largest measured cohorts (a fall counts as
+    flat)."""
     small, big = rows.iloc[-2], rows.iloc[-1]
     slope = (big[column] - small[column]) / (big["ecgs"] - small["ecgs"])
+    if slope <= 0:  # no growth beyond run-to-run variation: flat at the larger of the two peaks
+        return max(small[column], big[column]), 0.0
     return small[column] - slope * small["ecgs"], slope
 
 

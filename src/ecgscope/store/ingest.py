@@ -298,7 +298,7 @@ def open_for_writing(location: Location, config: StoreConfig, privacy: PrivacyPo
         raise StoreError(f"the store folder {root} is not writable by this user")
     store = Store(root)  # orphans below are waveform parts no manifest knows: removing them changes no row
     committed = set(location.parts("manifest.parquet", ".parquet"))  # parts whose manifest part was written...
-    committed |= set(store.manifest.get("part", pd.Series(dtype=int)).astype(int))  # ...or named by merged rows
+    committed |= set(store.part_of(np.arange(len(store))).tolist())  # ...or named by merged rows
     for number, path in location.parts("waveforms", ".h5").items():
         if number not in committed:
             location.remove(path)
@@ -366,17 +366,19 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     config = st.config
     workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 1)
 
-    done = set(st.manifest["source"]) if len(st.manifest) else set()
-    done |= set(st.quarantine["source"]) if len(st.quarantine) else set()
-    keys = dict(zip(st.manifest["record_key"], st.manifest["source"], strict=True)) if len(st.manifest) else {}
-    taken = set(st.manifest["ecg_id"]) if len(st.manifest) else set()
+    # what is stored, from three manifest columns (the whole manifest table is never loaded here)
+    stored_sources = st.column("source").tolist() if len(st) else []
+    done = set(stored_sources) | (set(st.quarantine["source"]) if len(st.quarantine) else set())
+    keys = dict(zip(st.column("record_key").tolist(), stored_sources, strict=True)) if len(st) else {}
+    taken = set(st.column("ecg_id").tolist()) if len(st) else set()
+    del stored_sources
     sources = list({s.id: s for s in found.sources}.values())  # once each
     rejected = [r for r in dict(found.rejected).items() if r[0] not in done]
     todo = [s for s in sources if s.id not in done]
     report.skipped = len(sources) - len(todo) + len(found.rejected) - len(rejected)
 
     next_part = max(location.parts("manifest.parquet", ".parquet"), default=0) + 1
-    next_row = len(st.manifest)
+    next_row = len(st)
     if location.local:
         (root / "waveforms").mkdir(exist_ok=True)
     size = config.part_size
