@@ -65,6 +65,7 @@ def test_the_sampler_gives_each_rank_a_disjoint_share():
         sampler.rank, sampler.world = rank, 3
         sampler.set_epoch(2)
         orders.append([i for i, _ in sampler])
+        assert len(sampler) == len(orders[-1])
     assert {len(o) for o in orders} == {4}  # padded to 12: every rank takes the same number of steps
     assert set(sum(orders, [])) == set(range(10))
     validation = []
@@ -72,6 +73,7 @@ def test_the_sampler_gives_each_rank_a_disjoint_share():
         sampler = EpochSeededSampler(10, seed=1, shuffle=False)
         sampler.rank, sampler.world = rank, 3
         validation += [i for i, _ in sampler]
+        assert len(sampler) == len(list(sampler))
     assert sorted(validation) == list(range(10))  # no padding: each validation ECG counted once
 
 
@@ -83,7 +85,9 @@ def test_part_blocked_order_reads_parts_sequentially_and_covers_every_ecg():
         sampler = PartBlockSampler(parts, seed=5, shuffle=shuffle, batch_size=batch, workers=workers)
         sampler.rank, sampler.world = rank, world
         sampler.set_epoch(epoch)
-        return np.array([i for i, _ in sampler])
+        drawn = np.array([i for i, _ in sampler])
+        assert len(sampler) == len(drawn)
+        return drawn
 
     single = order(0, 1, 1)
     assert sorted(single) == list(range(200)) and not np.array_equal(single, order(0, 1, 2))

@@ -36,7 +36,7 @@ from ecgscope.progress import progress_bar
 from ecgscope.signal import flat_leads, quality_metrics, resample
 from ecgscope.signal.leadcheck import limb_identity_problem, reversal_warning
 from ecgscope.signal.pipeline import UNITS
-from ecgscope.store.layout import Store, StoreConfig, StoreError, part_name
+from ecgscope.store.layout import Store, StoreConfig, StoreError, part_name, waveform_file
 from ecgscope.store.location import Location
 
 #: The manifest's columns and their types: every part is written with this schema, so parts written by
@@ -197,7 +197,7 @@ def _build_batch(job: tuple[int, list[Source], StoreConfig, str]) -> _Batch:
         tmp = location.root / "waveforms" / f".{part_name(number)}.h5.partial"
         _write_part(tmp, rows, config)
         return _Batch(number, metas, rejected, tmp)
-    with location.writing(f"waveforms/{part_name(number)}.h5") as tmp:
+    with location.writing(waveform_file(number)) as tmp:
         _write_part(tmp, rows, config)
     return _Batch(number, metas, rejected, None)
 
@@ -234,7 +234,7 @@ def _commit(location: Location, number: int, kept: list[dict], dropped: list[tup
     """Make a batch visible: waveform part into place, then its manifest part, then its quarantine part."""
     name = part_name(number)
     if waveforms is not None:
-        os.replace(waveforms, location.root / "waveforms" / f"{name}.h5")
+        os.replace(waveforms, location.root / waveform_file(number))
     for k, meta in enumerate(kept):
         meta.update(row=first_row + k, part=number)
     table = pd.DataFrame(kept, columns=list(MANIFEST_COLUMNS)).astype({"ecg_id": str, "patient_id": str})

@@ -80,6 +80,11 @@ def part_name(number: int) -> str:
     return f"part-{number:06d}"
 
 
+def waveform_file(part: int) -> str:
+    """Waveform part ``part``'s path relative to the store's root."""
+    return f"waveforms/{part_name(part)}.h5"
+
+
 @functools.lru_cache(maxsize=64)
 def _signal(path: str, pid: int) -> h5py.Dataset:  # keyed by pid: handles are never shared across a fork
     return h5py.File(path, "r")["signal"]
@@ -113,9 +118,9 @@ class Store:
     def refresh(self) -> None:
         """Re-read the manifest and quarantine (after an ingest).
 
-        Only the row-to-part index is read now; the whole manifest (one row of ids, sources and quality per ECG,
-        about 1.8 KiB of memory each) is read on first use of :attr:`manifest`, so training a model, which needs
-        only the index, does not hold it."""
+        Only the row-to-part index is read now; the whole manifest (one row of ids, sources and quality per ECG)
+        is read on first use of :attr:`manifest`, so training a model, which needs only the index, does not hold
+        it."""
         self._manifest = None
         index = self._columns(["part", "part_row"])
         # plain arrays: a pandas row lookup would cost more than the read itself
@@ -151,7 +156,7 @@ class Store:
 
     def waveform_path(self, part: int) -> str:
         """Path (or key in the object store) of waveform part ``part``."""
-        return self.location.key(f"waveforms/{part_name(part)}.h5")
+        return self.location.key(waveform_file(part))
 
     def part_of(self, rows) -> np.ndarray:
         """The waveform part that holds each of manifest ``rows``."""
@@ -159,7 +164,7 @@ class Store:
 
     def read(self, row: int) -> np.ndarray:
         """The signal of manifest row ``row``: (leads, samples) float32."""
-        relative = f"waveforms/{part_name(int(self._part[row]))}.h5"
+        relative = waveform_file(int(self._part[row]))
         if self.location.local:
             part = _signal(self.location.key(relative), os.getpid())
         else:
@@ -196,5 +201,5 @@ def _read_parts(location: Location, folder: str, columns: list[str] | None = Non
     tables = [pd.read_parquet(io.BytesIO(location.read_bytes(p)), columns=columns) for _, p in parts]
     tables = [t for t in tables if len(t)] or tables[:1]  # empty parts would make pandas guess column types
     table = pd.concat(tables, ignore_index=True)
-    pa.default_memory_pool().release_unused()  # Arrow keeps what it read with otherwise (~0.6 KiB per ECG)
+    pa.default_memory_pool().release_unused()  # otherwise Arrow's pool keeps the memory it read with
     return table

@@ -49,7 +49,10 @@ class EpochSeededSampler(Sampler):
         return order[self.rank::self.world]
 
     def __len__(self) -> int:
-        return len(self._order())
+        # derived, not by drawing the order: the loader asks every epoch, and an order of millions costs seconds
+        if self.shuffle:  # padded to a multiple of the ranks
+            return -(-self.n // self.world)
+        return self.n // self.world + int(self.rank < self.n % self.world)
 
     def __iter__(self):
         return iter((int(i), self.epoch) for i in self._order())
