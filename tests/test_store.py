@@ -95,6 +95,55 @@ def test_ingest_twice_adds_nothing(tmp_path):
     assert len(Store(tmp_path / "s")) == 23
 
 
+def test_a_copy_met_in_a_later_run_names_the_stored_source(tmp_path):
+    """The content-key index outlives the run that filled it: a copy ingested later, in another batch, is
+    quarantined naming the committed source it repeats (found by a pass over the manifest)."""
+    ingest([SHARED_DATA / "ludb" / "1"], tmp_path / "s", workers=1, progress=False)
+    copy = tmp_path / "elsewhere"
+    copy.mkdir()
+    for suffix in (".hea", ".dat"):
+        (copy / f"ludb1{suffix}").write_bytes((SHARED_DATA / "ludb" / f"1{suffix}").read_bytes())
+    (copy / "ludb1.hea").write_text((copy / "ludb1.hea").read_text().replace("1.dat", "ludb1.dat").replace(
+        "1 ", "ludb1 ", 1))
+    report = ingest([SHARED_DATA / "cinc2021", copy], tmp_path / "s", workers=1, progress=False, part_size=4)
+    assert (report.added, report.rejected) == (23, 3)  # two Ningbo records with flat leads, and the copy
+    assert _reason(Store(tmp_path / "s").quarantine, copy / "ludb1.hea") == (
+        f"duplicate: the same signal is already stored from {SHARED_DATA}/ludb/1")
+
+
+def test_discovery_streams_so_ingest_never_holds_a_whole_tree(tmp_path):
+    """The first record of a folder is handed on before the walk reaches the folder's last file."""
+    from ecgscope import io
+
+    for name in ("a", "b"):
+        for suffix in (".hea", ".dat"):
+            (tmp_path / f"{name}{suffix}").write_bytes((SHARED_DATA / "ludb" / f"1{suffix}").read_bytes())
+        (tmp_path / f"{name}.hea").write_text((tmp_path / f"{name}.hea").read_text().replace("1.dat", f"{name}.dat")
+                                              .replace("1 ", f"{name} ", 1))
+    (tmp_path / "z.xml").write_text("<nothing/>")
+    found = io.Discovered()
+    stream = io.iter_inputs([tmp_path], found)
+    assert Path(next(stream).path).name == "a" and not found.not_ecg  # z.xml not reached yet
+    assert [Path(s.path).name for s in stream] == ["b"]
+    assert [Path(p).name for p, _ in found.not_ecg] == ["z.xml"]
+
+
+def test_digest_index_holds_strings_across_merges(monkeypatch):
+    from ecgscope.store import digests
+
+    monkeypatch.setattr(digests, "MERGE_EVERY", 7)
+    texts = [f"/data/record-{i}.hea" for i in range(500)]
+    ending_in_zero = next(t for t in (f"z{i}" for i in range(100_000)) if digests.digest(t).endswith(b"\0"))
+    index = digests.DigestIndex((t, i) for i, t in enumerate([*texts, ending_in_zero]))
+    assert len(index) == 501 and len(index._pending) < 7
+    assert [index.get(t) for t in texts] == list(range(500)) and index.get(ending_in_zero) == 500
+    assert index.get("/data/record-500.hea") is None and "x" not in index
+    index.add(texts[3], 99)  # the first value stays
+    index.set(texts[4], 44)
+    index.set(ending_in_zero, 7)
+    assert (index.get(texts[3]), index.get(texts[4]), index.get(ending_in_zero)) == (3, 44, 7)
+
+
 def test_store_settings_must_match(tmp_path):
     ingest([SHARED_DATA / "ludb" / "1"], tmp_path / "s", workers=1, progress=False)
     with pytest.raises(StoreError, match="created with fs=500"):

@@ -101,6 +101,13 @@ def discover_inputs(paths, format: str | None = None, **options) -> Discovered:
     dataset's index; any other folder file by file, any mix of formats (:mod:`ecgscope.io.discovery`).
     """
     found = Discovered()
+    found.sources = list(iter_inputs(paths, found, format, **options))
+    return found
+
+
+def iter_inputs(paths, found: Discovered, format: str | None = None, **options) -> Iterator[Source]:
+    """:func:`discover_inputs` as a stream: yield each record source as it is found, so a million-file tree is
+    never held; rejected inputs and files that are not ECGs go into ``found`` (complete once exhausted)."""
     arrays = options.get("fs") is not None and options.get("units") is not None
     for given in paths:
         path = Path(given)
@@ -111,13 +118,14 @@ def discover_inputs(paths, format: str | None = None, **options) -> Discovered:
         if problem:
             found.rejected.append((str(path), problem))
         elif format is not None or not path.is_dir() or dataset_format(path):
-            try:
-                found.extend(discover(path, format, **options), str(path))
-            except (EcgscopeError, OSError, ValueError) as exc:  # detection failed
+            try:  # detection fails here, a reader's discovery inside guarded()
+                sources = discover(path, format, **options)
+            except (EcgscopeError, OSError, ValueError) as exc:
                 found.rejected.append((str(path), exc.reason if isinstance(exc, InvalidRecord) else str(exc)))
+                continue
+            yield from found.guarded(sources, str(path))
         else:
-            walk(path, lambda p, fmt: discover(p, fmt, **options), found, arrays)
-    return found
+            yield from walk(path, lambda p, fmt: discover(p, fmt, **options), found, arrays)
 
 
 def load(source: Source) -> ECG:
@@ -139,4 +147,5 @@ def read(path: str | Path, format: str | None = None, **options) -> Iterator[ECG
 
 
 __all__ = ["FORMATS", "Discovered", "Source", "atomic_dir", "atomic_file", "detect_format", "discover",
-           "discover_inputs", "input_exists", "load", "read", "write_parquet", "write_text", "xml_root_tag"]
+           "discover_inputs", "input_exists", "iter_inputs", "load", "read", "write_parquet", "write_text",
+           "xml_root_tag"]

@@ -11,7 +11,7 @@ opened that is not a regular file, and no folder is walked twice.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +35,12 @@ class Discovered:
 
     def extend(self, found: Iterable[Source], where: str) -> None:
         """Add the sources a reader's ``discover`` yields; its failure becomes one rejected input."""
+        self.sources.extend(self.guarded(found, where))
+
+    def guarded(self, found: Iterable[Source], where: str) -> Iterator[Source]:
+        """Yield the sources a reader's ``discover`` yields; its failure becomes one rejected input."""
         try:
-            self.sources.extend(found)
+            yield from found
         except InvalidRecord as exc:
             self.rejected.append((exc.source, exc.reason))
         except (EcgscopeError, OSError, ValueError) as exc:
@@ -84,9 +88,11 @@ def sniff(path: Path) -> str | None:
     return None
 
 
-def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discovered, arrays: bool) -> None:
-    """Account for every file below ``folder`` in ``found`` (``discover(path, fmt)`` names a path's sources;
-    ``arrays``: read CSV and NumPy files as records, which needs their rate and unit)."""
+def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discovered,
+         arrays: bool) -> Iterator[Source]:
+    """Yield the record sources below ``folder`` as they are found, and account for every other file in
+    ``found`` (``discover(path, fmt)`` names a path's sources; ``arrays``: read CSV and NumPy files as records,
+    which needs their rate and unit)."""
     visited: set[str] = set()
 
     def unlisted(error: OSError) -> None:
@@ -101,13 +107,14 @@ def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discove
         visited.add(real)
         here = Path(top)
         if here != folder and dataset_format(here):
-            found.extend(discover(here, dataset_format(here)), top)
+            yield from found.guarded(discover(here, dataset_format(here)), top)
             dirs[:] = []
             continue
         trees = sorted(d for d in dirs if d.startswith("records") and d.removeprefix("records").isdigit())
         if len(trees) > 1:  # PTB-XL's two rate trees without its CSV: the WFDB reader picks one
-            found.extend(discover(here, "wfdb"), top)
-            chosen = {str(Path(s.path).parent) for s in found.sources if s.path.startswith(top)}
+            tree = list(found.guarded(discover(here, "wfdb"), top))
+            yield from tree
+            chosen = {str(Path(s.path).parent) for s in tree}
             for tree in trees:
                 for header in sorted((here / tree).rglob("*.hea")):
                     if str(header.parent) not in chosen:
@@ -142,4 +149,4 @@ def walk(folder: Path, discover: Callable[..., Iterable[Source]], found: Discove
             if fmt is None:
                 found.not_ecg.append((str(path), "no ECG format ecgscope reads"))
                 continue
-            found.extend(discover(path, fmt), str(path))
+            yield from found.guarded(discover(path, fmt), str(path))

@@ -10,6 +10,7 @@ committed batch ended.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -36,7 +37,8 @@ from ecgscope.progress import progress_bar
 from ecgscope.signal import flat_leads, quality_metrics, resample
 from ecgscope.signal.leadcheck import limb_identity_problem, reversal_warning
 from ecgscope.signal.pipeline import UNITS
-from ecgscope.store.layout import Store, StoreConfig, StoreError, part_name, waveform_file
+from ecgscope.store.digests import DigestIndex
+from ecgscope.store.layout import Store, StoreConfig, StoreError, part_name, scan_parts, waveform_file
 from ecgscope.store.location import Location
 
 #: The manifest's columns and their types: every part is written with this schema, so parts written by
@@ -229,6 +231,81 @@ def _batches(jobs: list, workers: int, engine: str = "local", address: str | Non
             yield pending.popleft().result()
 
 
+def _chunks(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` in lists of ``size`` (the last shorter), drawn from the stream only as each is needed."""
+    items = iter(items)
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
+
+
+class _Known:
+    """What an ingest must not add twice, in ~24 bytes per ECG (:class:`DigestIndex`): every source stored or
+    quarantined before this run and met in it, each content key with the row that holds it, every ecg_id."""
+
+    MET, STORED, COUNTED = 0, 1, 2  # a source met in this run; stored before it; stored, and counted skipped
+
+    def __init__(self, sources: DigestIndex, keys: DigestIndex, ids: DigestIndex):
+        self.sources, self.keys, self.ids = sources, keys, ids
+        self._batch: dict[int, str] = {}  # rows kept in the batch being built -> their source
+
+    @classmethod
+    def of(cls, store: Store) -> _Known:
+        """What ``store`` holds, read a batch of manifest and quarantine rows at a time."""
+        sources, keys, ids = DigestIndex(), DigestIndex(), DigestIndex()
+        for batch in scan_parts(store.location, "manifest.parquet", ["row", "source", "record_key", "ecg_id"]):
+            for row, source, key, ecg_id in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                sources.add(source, cls.STORED)
+                keys.add(key, row)
+                ids.add(ecg_id)
+        for batch in scan_parts(store.location, "quarantine.parquet", ["source"]):
+            for source in batch.column(0).to_pylist():
+                sources.add(source, cls.STORED)
+        return cls(sources, keys, ids)
+
+    def new_sources(self, sources: Iterable[Source], report: IngestReport) -> Iterator[Source]:
+        """The sources not stored before, each once; those stored before are counted in ``report.skipped``."""
+        for source in sources:
+            seen = self.sources.get(source.id)
+            if seen is None:
+                self.sources.add(source.id, self.MET)
+                yield source
+            elif seen == self.STORED:
+                self.sources.set(source.id, self.COUNTED)
+                report.skipped += 1
+
+    def stored_before(self, source_id: str) -> bool:
+        """Whether ``source_id`` was stored or quarantined before this run."""
+        return self.sources.get(source_id) in (self.STORED, self.COUNTED)
+
+    def copy_of(self, meta: dict, row: int) -> int | None:
+        """The row already holding ``meta``'s signal, or None (then ``meta`` will be ``row``, and is recorded)."""
+        held = self.keys.get(meta["record_key"])
+        if held is None:
+            self.keys.add(meta["record_key"], row)
+            self._batch[row] = meta["source"]
+        return held
+
+    def name_copies(self, location: Location, copies: list[tuple[str, int]]) -> list[tuple[str, str]]:
+        """Quarantine reasons for ``copies`` (source, row of its stored copy) naming the copy's source: from this
+        batch, or one pass over the committed manifest's rows and sources."""
+        named, self._batch = self._batch, {}
+        wanted = np.array(sorted({row for _, row in copies} - set(named)), np.int64)
+        if len(wanted):
+            for batch in scan_parts(location, "manifest.parquet", ["row", "source"]):
+                rows = batch.column(0).to_numpy()
+                for i in np.flatnonzero(np.isin(rows, wanted)):
+                    named[int(rows[i])] = batch.column(1)[int(i)].as_py()
+        return [(source, f"duplicate: the same signal is already stored from {named[row]}") for source, row in copies]
+
+    def unique_id(self, meta: dict) -> str:
+        """``meta``'s ecg_id, suffixed with its content key when another ECG has it (record 1 of two datasets)."""
+        ecg_id = meta["ecg_id"]
+        if ecg_id in self.ids:
+            ecg_id = f"{ecg_id}~{meta['record_key'].split(':')[1][:8]}"
+        self.ids.add(ecg_id)
+        return ecg_id
+
+
 def _commit(location: Location, number: int, kept: list[dict], dropped: list[tuple[str, str]],
             waveforms: Path | None, first_row: int) -> None:
     """Make a batch visible: waveform part into place, then its manifest part, then its quarantine part."""
@@ -349,10 +426,12 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     if paths and not any(io.input_exists(p) for p in paths):
         raise StoreError(f"nothing to ingest: {', '.join(map(str, paths[:3]))} "
                          f"{'does' if len(paths) == 1 else 'do'} not exist")
-    found = io.discover_inputs(paths, format, **options)
-    report = IngestReport(0, 0, 0, root, found.not_ecg)
-    if not found.sources and not found.rejected and not location.exists("store.json"):
-        return report  # nothing to store or quarantine: no store is made
+    found = io.Discovered()
+    sources = io.iter_inputs(paths, found, format, **options)  # a stream: a big tree is never held
+    first = next(sources, None)
+    if first is None and not found.rejected and not location.exists("store.json"):
+        return IngestReport(0, 0, 0, root, found.not_ecg)  # nothing to store or quarantine: no store is made
+    sources = itertools.chain([first] if first is not None else [], sources)
     pseudonymizer = None
     policy = PrivacyPolicy(identifiers, shift_dates)
     if identifiers == "pseudonymize":
@@ -366,48 +445,38 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
     config = st.config
     workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 1)
 
-    # what is stored, from three manifest columns (the whole manifest table is never loaded here)
-    stored_sources = st.column("source").tolist() if len(st) else []
-    done = set(stored_sources) | (set(st.quarantine["source"]) if len(st.quarantine) else set())
-    keys = dict(zip(st.column("record_key").tolist(), stored_sources, strict=True)) if len(st) else {}
-    taken = set(st.column("ecg_id").tolist()) if len(st) else set()
-    del stored_sources
-    sources = list({s.id: s for s in found.sources}.values())  # once each
-    rejected = [r for r in dict(found.rejected).items() if r[0] not in done]
-    todo = [s for s in sources if s.id not in done]
-    report.skipped = len(sources) - len(todo) + len(found.rejected) - len(rejected)
-
+    report = IngestReport(0, 0, 0, root, found.not_ecg)
+    known = _Known.of(st)
     next_part = max(location.parts("manifest.parquet", ".parquet"), default=0) + 1
     next_row = len(st)
     if location.local:
         (root / "waveforms").mkdir(exist_ok=True)
-    size = config.part_size
-    jobs = [(next_part + k, todo[i:i + size], config, location.url)
-            for k, i in enumerate(range(0, len(todo), size))]
-    undiscovered = rejected  # inputs that could not even be discovered commit with the first batch
-    with progress_bar(progress) as bar:
-        task = bar.add_task(f"ingesting into {location.url.rstrip('/').rsplit('/', 1)[-1]}", total=len(todo))
+    todo = known.new_sources(sources, report)
+    jobs = ((number, batch, config, location.url)
+            for number, batch in enumerate(_chunks(todo, config.part_size), start=next_part))
+    with progress_bar(progress) as bar:  # the total is unknown until discovery ends: the bar counts
+        task = bar.add_task(f"ingesting into {location.url.rstrip('/').rsplit('/', 1)[-1]}", total=None)
         for batch in _batches(jobs, workers, engine, ray_address):
-            kept, dropped = [], undiscovered + batch.rejected
-            undiscovered = []
+            kept, copies = [], []
             for part_row, meta in enumerate(batch.metas):
                 meta["part_row"] = part_row  # rows of duplicates stay in the file, unreferenced
-                if meta["record_key"] in keys:
-                    dropped.append((meta["source"], f"duplicate: the same signal is already stored from "
-                                                    f"{keys[meta['record_key']]}"))
+                copy = known.copy_of(meta, next_row + len(kept))
+                if copy is not None:
+                    copies.append((meta["source"], copy))
                     continue
-                keys[meta["record_key"]] = meta["source"]
                 meta = policy.apply(meta, pseudonymizer)
-                if meta["ecg_id"] in taken:  # another ECG of the same name (record 1 of two datasets)
-                    meta["ecg_id"] = f"{meta['ecg_id']}~{meta['record_key'].split(':')[1][:8]}"
-                taken.add(meta["ecg_id"])
+                meta["ecg_id"] = known.unique_id(meta)
                 kept.append(meta)
+            dropped = batch.rejected + known.name_copies(location, copies)
             _commit(location, batch.number, kept, dropped, batch.waveforms, next_row)
+            next_part = batch.number + 1
             next_row += len(kept)
             report.added += len(kept)
             report.rejected += len(dropped)
             bar.advance(task, len(batch.metas) + len(batch.rejected))
-    if undiscovered:
+    undiscovered = [r for r in dict(found.rejected).items() if not known.stored_before(r[0])]
+    report.skipped += len(found.rejected) - len(undiscovered)
+    if undiscovered:  # inputs that could not even be discovered
         _commit(location, next_part, [], undiscovered, None, next_row)
         report.rejected += len(undiscovered)
     _compact(location, "manifest.parquet", MANIFEST_SCHEMA)

@@ -24,12 +24,14 @@ import functools
 import io
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ecgscope.errors import EcgscopeError
 from ecgscope.leads import STANDARD_LEADS
@@ -192,9 +194,18 @@ class Store:
         }
 
 
-def _read_parts(location: Location, folder: str, columns: list[str] | None = None) -> pd.DataFrame:
-    import pyarrow as pa
+def scan_parts(location: Location, folder: str, columns: list[str],
+               rows_per_batch: int = 65_536) -> Iterator[pa.RecordBatch]:
+    """``columns`` of a folder of Parquet parts a batch of rows at a time, parts in order (a row written twice
+    by a merge that was killed appears twice): for a pass over a big store that must not hold a whole column."""
+    import pyarrow.parquet as pq
 
+    for _, relative in sorted(location.parts(folder, ".parquet").items()):
+        with location.open(relative) as handle:
+            yield from pq.ParquetFile(handle).iter_batches(batch_size=rows_per_batch, columns=columns)
+
+
+def _read_parts(location: Location, folder: str, columns: list[str] | None = None) -> pd.DataFrame:
     parts = sorted(location.parts(folder, ".parquet").items())
     if not parts:
         return pd.DataFrame()

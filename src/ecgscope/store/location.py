@@ -79,6 +79,10 @@ class Location:
         """The whole content of ``relative``."""
         return (self.root / relative).read_bytes() if self.local else self.fs.cat_file(self.key(relative))
 
+    def open(self, relative: str):
+        """``relative`` opened for binary reading (a local file, or an fsspec file that reads on demand)."""
+        return (self.root / relative).open("rb") if self.local else self.fs.open(self.key(relative), "rb")
+
     def parts(self, folder: str, suffix: str) -> dict[int, str]:
         """``{part number: relative path}`` of the ``part-NNNNNN<suffix>`` files in ``folder``."""
         if self.local:
