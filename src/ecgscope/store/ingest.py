@@ -58,6 +58,8 @@ READ_TIME_LIMIT_S = 60.0
 #: Manifest or quarantine parts beyond this many are merged into one when an ingest ends (opening a store
 #: reads every part: thousands of small files made it take seconds).
 MAX_PARTS = 16
+#: Rows per row group of a merged manifest or quarantine.
+ROW_GROUP_ROWS = 4_096
 
 
 @dataclass
@@ -339,8 +341,12 @@ def _compact(location: Location, folder: str, schema: pa.Schema) -> None:
     import pyarrow.parquet as pq
 
     with location.writing(parts[-1][1]) as tmp, pq.ParquetWriter(tmp, schema) as merged:
-        for _, path in parts:  # one part in memory at a time: the manifest of a big store is never held whole
-            merged.write_table(pq.read_table(BytesIO(location.read_bytes(path)), schema=schema))
+        pending: list[pa.Table] = []  # a row group of up to ROW_GROUP_ROWS: the manifest is never held whole,
+        for number, path in parts:    # and a big store's footer stays small (one entry per row group)
+            pending.append(pq.read_table(BytesIO(location.read_bytes(path)), schema=schema))
+            if sum(map(len, pending)) >= ROW_GROUP_ROWS or number == parts[-1][0]:
+                merged.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
+                pending = []
     for _, path in parts[:-1]:
         location.remove(path)
 
