@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean browser
+.PHONY: demo test install lint bench clean browser docs docs-serve
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ecgscope demo --out runs/demo
+	$(BIN)/ecgscope demo --out runs/demo --overwrite
 
 # the viewer's end-to-end test drives Debian's headless Chromium; installed here when missing (needs root
 # and the Debian archive), and the target fails, loudly, where it cannot be
@@ -35,6 +35,14 @@ test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --durations=10
 
+# the documentation site, into build/site; --strict fails on a broken link, anchor or API reference
+# (make test builds it too, in tests/test_docs.py)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(BIN)/mkdocs serve
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
@@ -43,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/simulator_calibration.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs build .pytest_cache .ruff_cache

@@ -158,7 +158,7 @@ def test_a_second_demo_into_the_same_folder_is_refused_while_the_first_runs(tmp_
     from ecgscope.io.atomic import exclusive_run
 
     with exclusive_run(tmp_path / "demo"):  # stands for a demo still running
-        result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "b"])
+        result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "b", "--overwrite"])
     assert result.exit_code == 2 and "in use by another ecgscope run" in result.output
     assert not (tmp_path / "demo" / "echo").exists()  # nothing was deleted or written
     bad = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "c"])

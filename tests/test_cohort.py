@@ -117,6 +117,46 @@ def test_cohort_build_on_a_simulated_cohort(tmp_path, hospital_dir, hospital_coh
     assert len(Store(tmp_path / "store")) == len(table)
 
 
+def test_cohort_build_says_what_it_left_unpaired_and_the_window_that_pairs_it(tmp_path):
+    """The default +-30 days leaves most clinical MRI studies out; the command says how many, and the window
+    it names pairs every one of them. Overwriting the table needs --overwrite; too few patients to split is
+    said plainly."""
+    from ecgscope.cohort import build_cohort
+    from ecgscope.simulate import simulate_cohort
+    from ecgscope.simulate.export import write_cohort
+
+    files = write_cohort(simulate_cohort("hospital", n=150, seed=5), tmp_path / "sim", formats=("wfdb",),
+                         progress=False, workers=1)
+    ingest([files / "wfdb"], tmp_path / "store", fs=100, workers=1, identifiers="keep", progress=False)
+    mri = files / "measurements" / "mri.parquet"
+    with pytest.raises(CohortError, match="cannot be split 20 ways by patient; at least 20 are needed"):
+        build_cohort(tmp_path / "store", pd.read_parquet(mri).head(12), days_before=365, days_after=365)
+    cohort = build_cohort(tmp_path / "store", mri)
+    n_studies = len(pd.read_parquet(mri))
+    assert 0 < len(cohort.table) < n_studies and len(cohort.table) + len(cohort.unpaired) == n_studies
+    gaps = cohort.unpaired.nearest_ecg_days
+    assert gaps.notna().all() and (gaps.abs() > 30).all()  # every patient has an ECG, outside the window
+    out = tmp_path / "cohort.parquet"
+    result = CliRunner().invoke(app, ["cohort", "build", "--store", str(tmp_path / "store"), "--imaging", str(mri),
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.output.split())
+    assert f"{len(cohort.table):,} of {n_studies:,} imaging studies paired" in words
+    assert f"{len(cohort.unpaired):,} left unpaired" in words
+    before, after = (int(words.split(f"--days-{side} ")[1].split()[0].rstrip(")")) for side in ("before", "after"))
+    assert before == int(np.ceil(max(0, -gaps.min()))) and after == int(np.ceil(max(0, gaps.max())))
+    again = CliRunner().invoke(app, ["cohort", "build", "--store", str(tmp_path / "store"), "--imaging", str(mri),
+                                     "--out", str(out), "--days-before", str(before), "--days-after", str(after)])
+    assert again.exit_code == 2 and "pass --overwrite" in again.output
+    again = CliRunner().invoke(app, ["cohort", "build", "--store", str(tmp_path / "store"), "--imaging", str(mri),
+                                     "--out", str(out), "--days-before", str(before), "--days-after", str(after),
+                                     "--overwrite"])
+    assert again.exit_code == 0, again.output
+    assert len(pd.read_parquet(out)) == n_studies and "left unpaired" not in again.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), build_cohort(tmp_path / "store", mri, days_before=before,
+                                                                     days_after=after).table, check_dtype=False)
+
+
 def test_covariates_code_sex_as_male_or_refuse_what_they_cannot_code():
     from ecgscope.cohort import CohortError, covariate_values
 

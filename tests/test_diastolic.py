@@ -116,5 +116,6 @@ def test_cli_fits_phenogroups_and_cohort_build_adds_diastolic_labels(tmp_path, e
     pd.testing.assert_series_equal(table["diastolic_grade_ase2016"], ase2016(table)["diastolic_grade"],
                                    check_names=False)
 
-    bad = CliRunner().invoke(app, ["cohort", "phenogroups", "--imaging", str(outcomes), "--out", str(groups_json)])
+    bad = CliRunner().invoke(app, ["cohort", "phenogroups", "--imaging", str(outcomes), "--out", str(groups_json),
+                                   "--overwrite"])
     assert bad.exit_code != 0 and "lvef" in bad.output

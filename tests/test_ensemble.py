@@ -94,7 +94,7 @@ def test_ensemble_command_cross_fits_applies_and_feeds_evaluate(tmp_path):
     assert comparison.loc[comparison.measure == "continuous NRI", "estimate"].iloc[0] > 0
 
     motion.iloc[:-1].to_parquet(tmp_path / "short.parquet")  # one ECG without generated motion
-    short = CliRunner().invoke(app, args[:7] + ["--features", f"motion={tmp_path / 'short.parquet'}"])
+    short = CliRunner().invoke(app, args[:7] + ["--features", f"motion={tmp_path / 'short.parquet'}", "--overwrite"])
     assert short.exit_code != 0 and "lacks 1 of the cohort's ECGs" in short.output
 
 

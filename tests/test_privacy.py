@@ -158,5 +158,5 @@ def test_pseudonymize_maps_a_site_table_with_the_stores_key_and_refuses_another(
     assert mapped.loc[0, "patient_id"] == Store(tmp_path / "s").manifest.loc[0, "patient_id"]
     assert mapped.loc[0, "study_date"] != "2021-03-20"  # shifted by the patient's keyed offset
     Pseudonymizer.from_file(tmp_path / "k2")
-    wrong = CliRunner().invoke(app, [*args, "--pseudonym-key", str(tmp_path / "k2")])
+    wrong = CliRunner().invoke(app, [*args, "--pseudonym-key", str(tmp_path / "k2"), "--overwrite"])
     assert wrong.exit_code == 2 and "fingerprint" in wrong.output

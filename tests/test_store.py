@@ -144,6 +144,19 @@ def test_digest_index_holds_strings_across_merges(monkeypatch):
     assert (index.get(texts[3]), index.get(texts[4]), index.get(ending_in_zero)) == (3, 44, 7)
 
 
+def test_a_simulated_cohort_root_is_stored_once(tmp_path):
+    """Ingesting a simulated cohort's folder stores each ECG once (one PTB-XL rate tree, chosen by --fs) and
+    counts its tables as files that are not ECGs."""
+    from ecgscope.simulate import simulate_cohort
+    from ecgscope.simulate.export import write_cohort
+
+    root = write_cohort(simulate_cohort("hospital", n=12, seed=2), tmp_path / "sim", formats=("wfdb",),
+                        progress=False, workers=1)
+    report = ingest([root], tmp_path / "s", fs=100, workers=1, progress=False, identifiers="keep")
+    assert (report.added, report.rejected) == (12, 0) and len(report.not_ecg) >= 5
+    assert set(Store(tmp_path / "s").manifest.original_fs) == {100.0}
+
+
 def test_store_settings_must_match(tmp_path):
     ingest([SHARED_DATA / "ludb" / "1"], tmp_path / "s", workers=1, progress=False)
     with pytest.raises(StoreError, match="created with fs=500"):

@@ -19,7 +19,11 @@ from rich.table import Table
 from ecgscope.config import DEFAULT_MODEL
 from ecgscope.errors import EcgscopeError
 
+#: every command that writes a file or folder refuses to replace one unless given --overwrite
+Overwrite = Annotated[bool, typer.Option(help="replace an existing output")]
+
 app = typer.Typer(help="Cardiac structure, function and risk from the 12-lead ECG.", no_args_is_help=True,
+                  rich_markup_mode="markdown",
                   pretty_exceptions_enable=False)
 # Outside a terminal (logs, CI) rich assumes 80 columns and wraps the tables; give them room.
 console = Console() if sys.stdout.isatty() else Console(width=120)
@@ -65,12 +69,15 @@ def _finite(value: float | None, name: str, low: float, high: float) -> None:
                                                                  f"not {value:g}")
 
 
-def _writable_target(path: Path, name: str, folder: bool) -> None:
-    """Refuse an output path that cannot be written: a file where a folder is wanted (or the reverse), or a
-    location this user may not write."""
+def _writable_target(path: Path, name: str, folder: bool, overwrite: bool | None = None) -> None:
+    """Refuse an output path that cannot be written: a file where a folder is wanted (or the reverse), a
+    location this user may not write, or (``overwrite`` False) an existing file or non-empty folder."""
     if path.exists():
         _require(path.is_dir() == folder, f"{name} {path} is a {'file' if folder else 'folder'}, not a "
                                           f"{'folder' if folder else 'file'}")
+        filled = path.is_file() or any(path.iterdir())
+        _require(overwrite is not False or not filled, f"{name} {path} already exists; pass --overwrite to "
+                                                       "replace what this command writes there")
     parent = path if path.exists() and folder else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -147,6 +154,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     model: Annotated[str, typer.Option(help="model architecture from the registry")] = DEFAULT_MODEL,
     study: Annotated[str, typer.Option(help="a (RV from MRI), b (diastolic risk from echo) or both")] = "both",
+    overwrite: Overwrite = False,
 ) -> None:
     """Reproduce the two studies on simulated cohorts: A, RV size and function (ukb -> hospital -> prospective,
     survival); B, diastolic risk with foundation embeddings and synthetic motion (written to OUT/echo)."""
@@ -156,7 +164,7 @@ def demo(
         _fail(ValueError(f"--study must be a, b or both, not {study!r}"))
     _require(n >= 100, f"--n must be at least 100 subjects (the study splits them three ways), not {n}")
     _require(epochs >= 1, f"--epochs must be at least 1, not {epochs}")
-    _writable_target(out, "--out", folder=True)
+    _writable_target(out, "--out", folder=True, overwrite=overwrite)
     try:
         with exclusive_run(out):
             _demo(out, n, epochs, seed, model, study)
@@ -164,21 +172,34 @@ def demo(
         _fail(exc)
 
 
+def _stage_times(clock, out: Path) -> None:
+    """Print the demo's wall time per stage and keep it in OUT/stage_times.csv."""
+    clock.write(out / "stage_times.csv")
+    table = Table("stage", "seconds", "share", title="Wall time per stage")
+    for r in clock.table().itertuples():
+        table.add_row(r.stage, f"{r.seconds:,.0f}", f"{r.share:.0%}")
+    console.print(table)
+
+
 def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> None:
     from ecgscope.studies.demo import run_demo
     from ecgscope.studies.echo_study import run_echo_study
+    from ecgscope.studies.timing import StageClock
+
+    clock = StageClock()
 
     if study in ("b", "both"):
         try:
-            report_b = run_echo_study(Path(out) / "echo", seed=seed, encoder_model=model)
+            report_b = run_echo_study(Path(out) / "echo", seed=seed, encoder_model=model, clock=clock)
         except (EcgscopeError, ValueError, KeyError) as exc:
             _fail(exc)
         console.print(headline_table(report_b.parent / "study.json"))
         console.print(f"[green bold]study B report:[/] [bold]{report_b}[/]")
         if study == "b":
+            _stage_times(clock, Path(out))
             return
     try:
-        result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model)
+        result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model, clock=clock)
     except (EcgscopeError, ValueError, KeyError) as exc:
         _fail(exc)
     table = Table("target", "metric", "ECG model [95% CI]", "oracle [95% CI]", "n / pos.",
@@ -215,6 +236,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str) -> 
                   f"{result.out / 'transfer' / 'transfer_metrics.csv'} (and transfer_small/, the smaller hospital)")
     console.print(f"[green]try the model in the viewer:[/] ecgscope serve {result.out / 'model'} --no-auth, then "
                   "open http://127.0.0.1:8000/ and drop an ECG file in")
+    _stage_times(clock, Path(out))
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.
@@ -299,13 +321,14 @@ def pseudonymize(
     store: Annotated[str, typer.Option(help="the store (folder or URL) whose pseudonyms (and date shifts) to apply")],
     out: Annotated[Path, typer.Option(help="output table (.parquet or .csv)")],
     pseudonym_key: Annotated[Path | None, typer.Option(help="the key the store was made with")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Map a table's patient ids (and dates) as ingest mapped the store's, so it links to the store."""
     from ecgscope.cohort import load_table
     from ecgscope.io import write_parquet, write_text
     from ecgscope.store import Store
 
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     try:
         mapped = Store(store).site_table(load_table(table), pseudonym_key)
     except (EcgscopeError, ValueError, OSError, KeyError) as exc:
@@ -361,47 +384,28 @@ def cohort_build(
     seed: Annotated[int, typer.Option(help="random seed of the split")] = 0,
     pseudonym_key: Annotated[Path | None, typer.Option(help="the key a pseudonymized store was made with "
                                                             "(default: as ingest)")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Pair each imaging study with its nearest ECG in the window, add outcomes and labels, split by patient.
 
     The imaging and outcome tables carry the site's own patient ids: for a pseudonymized store they are
     mapped with the same key (and date shift) first."""
-    from ecgscope.cohort import (
-        Phenogroups,
-        add_diastolic_labels,
-        derive_labels,
-        link_imaging,
-        load_table,
-        patient_split,
-        time_to_event,
-    )
+    from ecgscope.cohort import build_cohort
     from ecgscope.io import write_parquet
-    from ecgscope.store import Store
 
     _finite(days_before, "--days-before", 0, 36_500)
     _finite(days_after, "--days-after", 0, 36_500)
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     try:
-        st = Store(store)
-        # a pseudonymized store links only to tables mapped with its key
-        table = link_imaging(st.manifest, st.site_table(load_table(imaging), pseudonym_key),
-                             days_before=days_before, days_after=days_after)
-        if outcomes is not None:
-            table = time_to_event(table, st.site_table(load_table(outcomes), pseudonym_key))
-        table = derive_labels(table, list(label or []))
-        if diastolic:
-            table = add_diastolic_labels(table)
-        if phenogroups is not None:
-            groups = Phenogroups.from_dict(json.loads(phenogroups.read_text()))
-            table = table.join(groups.label(table))
-        fractions = tuple(float(f) for f in split.split(","))
-        table["split"] = patient_split(table, fractions, stratify=stratify, seed=seed)
+        cohort = build_cohort(store, imaging, outcomes=outcomes, labels=list(label or []), diastolic=diastolic,
+                              phenogroups=phenogroups, days_before=days_before, days_after=days_after,
+                              split=tuple(float(f) for f in split.split(",")), stratify=stratify, seed=seed,
+                              pseudonym_key=pseudonym_key)
     except (EcgscopeError, ValueError, OSError) as exc:
         _fail(exc)
-    write_parquet(table, out)
-    counts = table["split"].value_counts().to_dict()
-    console.print(f"[green]{len(table):,} studies paired[/] ({len(table.patient_id.unique()):,} patients; "
-                  f"{counts}) -> [bold]{out}[/]")
+    write_parquet(cohort.table, out)
+    counts = cohort.table["split"].value_counts().to_dict()
+    console.print(f"[green]{cohort.summary()}[/]; splits {counts} -> [bold]{out}[/]", soft_wrap=True)
 
 
 @cohort_app.command("phenogroups")
@@ -412,6 +416,7 @@ def cohort_phenogroups(
                                                        "the groups by HF death (event 1)")] = None,
     k: Annotated[int, typer.Option(help="number of groups")] = 2,
     seed: Annotated[int, typer.Option(help="k-means seed")] = 0,
+    overwrite: Overwrite = False,
 ) -> None:
     """Cluster echo measurements into phenogroups, numbered by risk; assign them with `cohort build --phenogroups`."""
     from ecgscope.cohort import Phenogroups, load_table
@@ -419,7 +424,7 @@ def cohort_phenogroups(
     from ecgscope.io import write_text
 
     _require(k >= 2, f"--k must be at least 2 groups, not {k}")
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     try:
         echo = load_table(imaging)
         time, event = hf_death_followup(echo, load_table(outcomes)) if outcomes is not None else (None, None)
@@ -464,6 +469,19 @@ def _integer(text: str) -> int | str:
         return text
 
 
+config_app = typer.Typer(help="The run configuration that train, finetune and es.train read.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("schema")
+def config_schema() -> None:
+    """Print the run configuration's JSON Schema: every key, its type, default and meaning."""
+    from ecgscope.config import RunConfig
+
+    print(json.dumps(RunConfig.model_json_schema(), indent=2))
+
+
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="run configuration (YAML)", exists=True, dir_okay=False)],
@@ -474,7 +492,12 @@ def train(
     accelerator: Accelerator = None,
 ) -> None:
     """Train a model from a store and a cohort table; checkpoints every epoch, resumable (on any number of
-    processes: --devices 2 --strategy ddp, or under torchrun / SLURM)."""
+    processes: --devices 2 --strategy ddp, or under torchrun / SLURM).
+
+    CONFIG is a YAML run configuration: out, data (store, cohort, regression and binary targets), model, train
+    (epochs, batch size, learning rate, augmentation, conformal level, ...) and trainer (devices, nodes,
+    strategy). Every key with its default and meaning: `ecgscope config schema`, or the run configuration page
+    of the documentation (docs/reference/config.md when built)."""
     from ecgscope.config import load_config
     from ecgscope.train.module import is_global_zero
     from ecgscope.train.run import train_model
@@ -529,13 +552,14 @@ def explain(
     out: Annotated[Path, typer.Option(help="output folder (attributions, importance tables, figure)")],
     method: Annotated[str, typer.Option(help="integrated_gradients or occlusion")] = "integrated_gradients",
     window_s: Annotated[float, typer.Option(help="occlusion window, s")] = 0.25,
+    overwrite: Overwrite = False,
 ) -> None:
     """Why the model predicts what it does for one ECG: attribution per sample, per lead and per 0.5 s window,
     drawn over the 12 leads and the median beat."""
     from ecgscope.explain import explain_file
 
     _finite(window_s, "--window-s", 0.01, 10)
-    _writable_target(out, "--out", folder=True)
+    _writable_target(out, "--out", folder=True, overwrite=overwrite)
     try:
         path = explain_file(model, ecg, target, out, method=method, window_s=window_s)
     except (EcgscopeError, ValueError, OSError) as exc:
@@ -562,6 +586,7 @@ def predict(
                                              "extra ecgscope[ray])")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
                                                          "local one")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Predict every ECG in a store (values with conformal intervals, probabilities, risks), or assess ECG files
     as the service does (--input): each row `result`, `cannot_assess` or `unreadable`, with its reasons."""
@@ -573,9 +598,9 @@ def predict(
     _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
     _require(engine == "local" or store is not None, "--engine ray works on a --store")
     _finite(input_fs, "--input-fs", 50, 20_000)
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     if pages is not None:
-        _writable_target(pages, "--pages", folder=True)
+        _writable_target(pages, "--pages", folder=True, overwrite=overwrite)
     if inputs:
         missing = [str(p) for p in inputs if not input_exists(p)]
         _require(not missing, f"not found: {', '.join(missing[:3])}")
@@ -712,6 +737,7 @@ def embed(
                                              "ecgscope[ray])")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
                                                          "local one")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """One embedding per ECG of a store, from a saved encoder or a downloaded ECGFounder checkpoint."""
     from ecgscope.foundation import ecgfounder_encoder, embed_store, load_encoder
@@ -721,7 +747,7 @@ def embed(
         _fail(ValueError("give either a MODEL directory or --ecgfounder CHECKPOINT"))
     _require(batch_size >= 1, f"--batch-size must be at least 1, not {batch_size}")
     _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     try:
         encoder = ecgfounder_encoder(ecgfounder) if ecgfounder is not None else load_encoder(model)
         embed_store(encoder, store, out, batch_size=batch_size, engine=engine, ray_address=ray_address)
@@ -807,12 +833,13 @@ def motion_generate(
                                              "ecgscope[ray])")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="with --engine ray: the cluster's address; default: a "
                                                          "local one")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """One generated cycle per ECG: velocity and displacement curves with s', e', a', e'/a', displacement, timing."""
     from ecgscope.motion import generate_motion
 
     _require(engine in ("local", "ray"), f"--engine must be local or ray, not {engine!r}")
-    _writable_target(out, "--out", folder=False)
+    _writable_target(out, "--out", folder=False, overwrite=overwrite)
     try:
         table = generate_motion(model, store, out, engine=engine, ray_address=ray_address)
     except (EcgscopeError, ValueError, OSError) as exc:
@@ -871,6 +898,7 @@ def ensemble(
                                                                   "same names as --features")] = None,
     folds: Annotated[int, typer.Option(help="cross-fitting folds (grouped by patient)")] = 5,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    overwrite: Overwrite = False,
 ) -> None:
     """Stack the feature blocks into one calibrated probability, cross-fitted on the development cohort; each block
     alone is fitted the same way, so `ecgscope evaluate --baseline` compares the whole with a part."""
@@ -888,7 +916,7 @@ def ensemble(
             write_parquet(frame, out / (f"{stem}.parquet" if name == "ensemble" else f"{stem}_{name}.parquet"))
 
     _require(folds >= 2, f"--folds must be at least 2, not {folds}")
-    _writable_target(out, "--out", folder=True)
+    _writable_target(out, "--out", folder=True, overwrite=overwrite)
     try:
         dev = load_table(cohort)
         if label not in dev.columns:
@@ -935,6 +963,7 @@ def evaluate(
                                                     "validation patients) to report at")] = None,
     n_boot: Annotated[int, typer.Option(help="patient bootstrap resamples for the CIs")] = 500,
     title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Metrics with patient-bootstrap CIs, overall and by subgroup, and the curves behind the figures.
 
@@ -945,7 +974,7 @@ def evaluate(
     from ecgscope.evaluate.evaluation import prediction_frame, run_evaluation, scored_rows
 
     _require(n_boot >= 10, f"--n-boot must be at least 10, not {n_boot}")
-    _writable_target(out, "--out", folder=True)
+    _writable_target(out, "--out", folder=True, overwrite=overwrite)
     with _removed_on_failure(out):
         try:
             frame = prediction_frame(load_table(predictions), load_table(labels) if labels else None, target)
@@ -988,6 +1017,7 @@ def survival(
     horizon: Annotated[float, typer.Option(help="years at which to report event rates")] = 4.0,
     cause: Annotated[int, typer.Option(help="event code of the cause of interest (others compete)")] = 1,
     title: Annotated[str | None, typer.Option(help="section title in the report")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Cox HR per unit, Fine-Gray, Kaplan-Meier, cumulative incidence, concordance and risk groups."""
     from ecgscope.cohort import load_table
@@ -995,7 +1025,7 @@ def survival(
 
     _require(math.isfinite(per) and per != 0, f"--per must be a finite, non-zero change, not {per:g}")
     _finite(horizon, "--horizon", 0.01, 100)
-    _writable_target(out, "--out", folder=True)
+    _writable_target(out, "--out", folder=True, overwrite=overwrite)
     with _removed_on_failure(out):
         try:
             frame = survival_frame(load_table(predictions), outcomes)
@@ -1026,10 +1056,12 @@ def survival(
 def report(
     run_dir: Annotated[Path, typer.Argument(help="run directory with evaluation / survival folders")],
     out: Annotated[Path | None, typer.Option(help="HTML file (default RUN_DIR/report.html)")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """One self-contained HTML report (figures embedded) and a JSON of every number in it."""
     from ecgscope.report.html import build_report
 
+    _writable_target(out or run_dir / "report.html", "--out", folder=False, overwrite=overwrite)
     try:
         path = build_report(run_dir, out)
     except (EcgscopeError, OSError, ValueError, KeyError) as exc:
@@ -1042,10 +1074,12 @@ def export(
     model: Annotated[Path, typer.Argument(help="model directory (weights.safetensors, model.json, ...)")],
     onnx: Annotated[bool, typer.Option("--onnx", help="write an ONNX model checked against onnxruntime")] = False,
     out: Annotated[Path | None, typer.Option(help="output file (default MODEL/model.onnx)")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """Export a model directory (today: to ONNX, verified to match PyTorch within 1e-4)."""
     if not onnx:
         _fail(ValueError("choose an export format: --onnx"))
+    _writable_target(out or model / "model.onnx", "--out", folder=False, overwrite=overwrite)
     from ecgscope.train import export_onnx
 
     try:

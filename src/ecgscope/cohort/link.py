@@ -142,3 +142,23 @@ def time_to_event(pairs: pd.DataFrame, outcomes: pd.DataFrame | str | Path,
                           f"got {list(table.columns)}")
     out = con.execute(sql.format(t=time_column) + " ORDER BY ALL").df()
     return out[out["time_years"] > 0].reset_index(drop=True)
+
+
+def nearest_ecgs(manifest: pd.DataFrame, studies: pd.DataFrame, date_column: str = "study_date") -> pd.DataFrame:
+    """For each study (``study_id``, ``patient_id``, ``date_column``), the signed gap in days to the same
+    patient's nearest ECG at any distance (negative: the ECG came first); NaN where the patient has no ECG."""
+    studies = studies[["study_id", "patient_id", date_column]].copy()
+    studies["patient_id"] = studies["patient_id"].astype(str)
+    studies["_study_time"] = pd.to_datetime(studies[date_column])
+    ecgs = manifest[["patient_id", "acquired_at"]].assign(patient_id=lambda t: t["patient_id"].astype(str))
+    con = duckdb.connect()
+    con.register("studies", studies)
+    con.register("ecgs", ecgs)
+    return con.execute(
+        """
+        SELECT s.study_id, s.patient_id,
+               date_diff('second', s._study_time, e.acquired_at) / 86400.0 AS nearest_ecg_days
+        FROM studies s LEFT JOIN ecgs e USING (patient_id)
+        QUALIFY row_number() OVER (PARTITION BY s.study_id ORDER BY abs(nearest_ecg_days) NULLS LAST) = 1
+        ORDER BY s.study_id
+        """).df()

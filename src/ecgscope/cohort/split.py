@@ -21,6 +21,10 @@ def check_no_leakage(table: pd.DataFrame, split_column: str = "split", patient_c
 def patient_kfold(table: pd.DataFrame, k: int = 5, stratify: str | None = None, seed: int = 0,
                   patient_column: str = "patient_id") -> pd.Series:
     """Fold number (0..k-1) per row; every patient's rows share a fold, strata balanced across folds."""
+    n_patients = table[patient_column].nunique()
+    if n_patients < k:
+        raise CohortError(f"{n_patients} patient(s) cannot be split {k} ways by patient; at least {k} are needed "
+                          "(pair more studies, e.g. with a wider window, or add data)")
     y = table[stratify].fillna(-1).astype(int).to_numpy() if stratify else np.zeros(len(table), dtype=int)
     folds = np.empty(len(table), dtype=int)
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)

@@ -26,3 +26,7 @@ __all__ = ["SplitConformal", "age_bands", "auprc", "auroc", "bland_altman", "boo
            "net_benefit", "nri_categorical", "nri_continuous", "paired_difference_ci", "pr_band", "pearson_r",
            "predictive_values_at", "r2",
            "rmse", "roc_band", "threshold_metrics"]
+
+from ecgscope._callable import make_callable
+
+make_callable(__name__)  # es.evaluate(...) is ecgscope.api.evaluate

@@ -134,12 +134,13 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
     write_text(path, table.to_csv(index=False))
 
 
-def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str] | None = None,
+def run_evaluation(frame: pd.DataFrame, out: str | Path | None, targets: dict[str, str] | None = None,
                    subgroups: list[str] = (), *, baseline: pd.DataFrame | None = None, operating_point: str = "youden",
                    thresholds: dict[str, float] | None = None, risk_cutoffs: list[float] = (0.1, 0.3),
                    n_boot: int = 500, seed: int = 0,
                    title: str | None = None) -> pd.DataFrame:
-    """Evaluate predictions (``T_true`` / ``T_pred`` columns, ``patient_id``, subgroup columns) into ``out``.
+    """Evaluate predictions (``T_true`` / ``T_pred`` columns, ``patient_id``, subgroup columns) into ``out``
+    (None: compute the metrics table only, write nothing).
 
     ``baseline`` is a second model's predictions for the same ECGs (same columns, matched by ``ecg_id``):
     binary targets are then compared with DeLong's test (per patient) and reclassification at
@@ -147,13 +148,15 @@ def run_evaluation(frame: pd.DataFrame, out: str | Path, targets: dict[str, str]
     a target without one has it chosen on these patients by ``operating_point``, flagged as apparent.
     Returns the metrics table.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     targets = targets or infer_targets(frame)
     if not targets:
         raise ValueError("no targets: the table needs pairs of columns NAME_true and NAME_pred")
     metrics = evaluate_table(frame, targets, list(subgroups), operating_point=operating_point,
                              thresholds=thresholds, n_boot=n_boot, seed=seed)
+    if out is None:
+        return metrics
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     _write_csv(metrics, out / "metrics.csv")
     points = frame[["patient_id", *[f"{t}_{s}" for t in targets for s in ("true", "pred")], *subgroups]]
     write_parquet(points.reset_index(drop=True), out / "points.parquet")

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from ecgscope.config import AugmentConfig, ConfigError, TrainerConfig
 from ecgscope.contract import StoreInput
@@ -24,13 +22,11 @@ from ecgscope.store.layout import Store
 from ecgscope.train.artifact import save_model
 from ecgscope.train.datamodule import CohortDataModule
 from ecgscope.train.module import (
-    RngState,
-    SameBuffersOnEveryRank,
     TaskSpec,
     quiet_lightning,
     seeded_model,
-    trainer_settings,
 )
+from ecgscope.train.trainer import fit, make_trainer
 
 
 def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_small", epochs: int = 10,
@@ -72,16 +68,9 @@ def pretrain_encoder(store: str | Path, out: str | Path, *, model: str = "net1d_
     quiet_lightning()
     encoder = seeded_model(model, seed, num_outputs=0)
     module = ContrastiveModule(encoder, lr=lr, temperature=temperature, max_epochs=epochs)
-    hooks = [ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RngState(), SameBuffersOnEveryRank(), *(callbacks or [])]
-    fitter = L.Trainer(max_epochs=epochs, **trainer_settings(trainer), deterministic=True, callbacks=hooks,
-                       logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
-                       enable_progress_bar=progress, enable_model_summary=False,
-                       use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
-    last = out / "checkpoints" / "last.ckpt"
+    fitter = make_trainer(out, epochs, trainer, list(callbacks or []), progress=progress)
     # drop_last is not needed: NT-Xent works with any batch of two or more
-    fitter.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
-               ckpt_path=str(last) if resume and last.exists() else None)
+    fit(fitter, module, CohortDataModule(data, batch_size, num_workers, seed), out, resume)
     if not fitter.is_global_zero:
         return out / "model"
     logged = fitter.callback_metrics

@@ -17,8 +17,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
 
 from ecgscope.config import AugmentConfig, ConfigError, TrainerConfig
 from ecgscope.contract import StoreInput, usable_batches
@@ -33,12 +31,10 @@ from ecgscope.store.layout import Store
 from ecgscope.train.artifact import file_sha256, load_model
 from ecgscope.train.datamodule import CohortDataModule, CohortDataset
 from ecgscope.train.module import (
-    RngState,
-    SameBuffersOnEveryRank,
     inference_device,
     quiet_lightning,
-    trainer_settings,
 )
+from ecgscope.train.trainer import fit, make_trainer
 
 FORMAT_VERSION = 1
 MOTION_COLUMNS = ("rr_ms", "tdi_velocity_cm_s", "annular_displacement_mm")
@@ -146,18 +142,9 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
     else:
         generator = MotionGenerator(encoder, n_points=n_points)
     module = _FlatTargetGAN(generator, lr=lr, recon_weight=recon_weight, max_epochs=epochs)
-    settings = trainer_settings(trainer)
-    if settings.get("strategy") == "ddp":  # the discriminator's step leaves the generator without gradients
-        settings["strategy"] = "ddp_find_unused_parameters_true"
-    fitter = L.Trainer(max_epochs=epochs, **settings, deterministic=True,
-                       logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
-                       callbacks=[ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1,
-                                                  every_n_epochs=1), RngState(), SameBuffersOnEveryRank()],
-                       enable_progress_bar=progress, enable_model_summary=False,
-                       use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
-    last = out / "checkpoints" / "last.ckpt"
-    fitter.fit(module, datamodule=CohortDataModule(data, batch_size, num_workers, seed),
-               ckpt_path=str(last) if resume and last.exists() else None)
+    # the discriminator's step leaves the generator without gradients: DDP must look for unused parameters
+    fitter = make_trainer(out, epochs, trainer, progress=progress, unused_parameters=True)
+    fit(fitter, module, CohortDataModule(data, batch_size, num_workers, seed), out, resume)
     if not fitter.is_global_zero:
         return out / "model"
 

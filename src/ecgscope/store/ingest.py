@@ -415,6 +415,9 @@ def ingest(paths: Iterable[str | Path], store: str | Path, *, fs: float = 500.0,
 
     ``engine="ray"`` reads the files on a Ray cluster (``ray_address``, or a local one) instead of this
     machine's processes; the store is the same, and this process alone writes its manifest.
+
+    >>> report = ingest(["data/ptbxl"], "stores/ptbxl", fs=100)     # doctest: +SKIP
+    >>> print(report.summary)     # added, already stored, rejected, not ECGs     # doctest: +SKIP
     """
     if engine not in ("local", "ray"):
         raise StoreError(f"engine must be local or ray, not {engine!r}")

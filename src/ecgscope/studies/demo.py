@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_curve
 
-from ecgscope.cohort import RULES, carve_calibration, derive_labels, link_imaging, patient_split
+from ecgscope.cohort import RULES, build_cohort, carve_calibration
 from ecgscope.config import DEFAULT_MODEL, LR_GRID, RunConfig, TrainConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
 from ecgscope.io import wfdb as wfdb_io
@@ -27,6 +27,7 @@ from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.evidence import run_evidence
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
+from ecgscope.studies.timing import StageClock
 from ecgscope.studies.transfer import run_transfer
 from ecgscope.train import load_model
 from ecgscope.train.predict import predict_store
@@ -56,25 +57,29 @@ class DemoResult:
 def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
              model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int = 1500,
              n_prospective: int = 115, n_survival: int = 3019, n_boot: int = 500,
-             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN) -> DemoResult:
+             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN,
+             clock: StageClock | None = None) -> DemoResult:
     """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, take that model to a
     hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort, follow a hospital cohort
     of ``n_survival`` for death, and write everything, ending with ``report.html``, under ``out``.
 
     The transfer step runs on all the hospital's training patients (``out/transfer``) and again on only
-    ``small_hospital_train`` of them (``out/transfer_small``; same validation, test and prospective patients)."""
+    ``small_hospital_train`` of them (``out/transfer_small``; same validation, test and prospective patients).
+    ``clock`` records each stage's wall time."""
+    clock = clock or StageClock()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
                               overwrite=True, progress=progress)
+    clock.lap("A: simulate ukb")
     # simulated subjects are no one: ids stay as simulated, so the truth tables join by them
     ingest([cohort_dir / "wfdb"], out / "store", fs=MODEL_FS, rate=int(MODEL_FS), identifiers="keep",
            progress=progress)
     store = Store(out / "store")
+    clock.lap("A: ingest ukb")
 
-    mri = pd.read_parquet(cohort_dir / "measurements" / "mri.parquet")
-    pairs = derive_labels(link_imaging(store.manifest, mri, days_before=30, days_after=30), PHENOTYPES)
-    pairs["split"] = patient_split(pairs, (0.6, 0.1, 0.3), stratify="rv_dysfunction", seed=seed)
+    pairs = build_cohort(store, cohort_dir / "measurements" / "mri.parquet", labels=PHENOTYPES,
+                         split=(0.6, 0.1, 0.3), stratify="rv_dysfunction", seed=seed).table
     # the patients that calibrate the intervals, untouched by training (written down here, so the table says so)
     pairs["split"] = carve_calibration(pairs, TrainConfig().calibration_fraction, seed)
     write_parquet(pairs, out / "cohort.parquet")
@@ -91,6 +96,7 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
                  "binary": PHENOTYPES},
         "model": {"name": model_name}, "train": {"max_epochs": epochs, "seed": seed, "lr_grid": list(LR_GRID)}}),
         progress=progress)
+    clock.lap("A: train on ukb (learning-rate grid)")
     shutil.rmtree(out / "model", ignore_errors=True)
     shutil.copytree(chosen, out / "model")
     scored = predict_store(out / "model", store, rows=pairs["ecg_row"].to_numpy()[te], progress=False)
@@ -148,19 +154,23 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     example_id = int(pairs["ecg_id"].iloc[example[0] if len(example) else np.flatnonzero(te)[0]])
     ecg = wfdb_io.load_record(cohort_dir / "wfdb" / wfdb_io.ptbxl_record_path(example_id, 500)).to_standard()
     plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} (500 Hz)")
+    clock.lap("A: ukb test metrics, oracle, figures")
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
                                          progress=progress)
+    clock.lap("A: transfer to the hospital (all training patients)")
     if small_hospital_train is not None:
         small_transfer, small_differences = run_transfer(
             out / "model", out / "transfer_small", n_train=small_hospital_train, cohorts_from=out / "transfer",
             seed=seed, epochs=epochs, fs=MODEL_FS, progress=progress)
         transfer = pd.concat([small_transfer, transfer], ignore_index=True)
         differences = pd.concat([small_differences, differences], ignore_index=True)
+        clock.lap(f"A: transfer with {small_hospital_train} hospital training patients")
     ukb_predictions = pd.DataFrame({"ecg_id": pairs["ecg_id"].to_numpy()[te], "patient_id": groups,
                                     **{k: pred[k] for k in REGRESSION + PHENOTYPES}})
     oracle_auroc = {r.target: r.estimate for r in metrics[(metrics.model == "oracle") &
                                                          (metrics.metric == "AUROC")].itertuples()}
     report = run_evidence(out, ukb_predictions, pairs, oracle_auroc, seed=seed,
                           fs=MODEL_FS, n_survival=n_survival, n_boot=n_boot, progress=progress)
+    clock.lap("A: evidence (survival cohort, evaluations, report)")
     return DemoResult(out, metrics, transfer, differences, report)

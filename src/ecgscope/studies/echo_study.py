@@ -41,6 +41,7 @@ from ecgscope.simulate.outcomes import true_cumulative_incidence
 from ecgscope.store import Store
 from ecgscope.studies.echo_cohorts import build_code15_cohort, build_echo_cohort
 from ecgscope.studies.oracle import fit_oracle, predict_oracle
+from ecgscope.studies.timing import StageClock
 from ecgscope.survival.analysis import run_survival
 
 LABEL = "diastolic_risk_phenogroup"
@@ -111,9 +112,12 @@ def _true_hf_death(cohort) -> pd.Series:
 def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: int = 1012, n_external: int = 956,
                    n_code15: int = 5000, n_echonext: int = 2000, pretrain_epochs: int = 10, motion_epochs: int = 30,
                    encoder_model: str = "net1d_small", motion_from_foundation: bool = True, folds: int = 5,
-                   n_boot: int = 500, fs: float = 100.0, progress: bool = True) -> Path:
+                   n_boot: int = 500, fs: float = 100.0, progress: bool = True,
+                   clock: StageClock | None = None) -> Path:
     """Run study B end to end under ``out``; return the report's path. ``motion_from_foundation`` starts the
-    motion generator's ECG encoder from the pretrained foundation encoder."""
+    motion generator's ECG encoder from the pretrained foundation encoder; ``clock`` records each stage's wall
+    time."""
+    clock = clock or StageClock()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = build_echo_cohort("echo-dev", n_dev, seed + 10, out, fs=fs, split=(0.85, 0.15, 0.0), progress=progress)
@@ -122,6 +126,7 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
     echonext = build_echo_cohort("echonext", n_echonext, seed + 12, out, fs=fs, split=(0.7, 0.0, 0.3),
                                  progress=progress)
     code15 = build_code15_cohort(n_code15, seed + 13, out, fs=fs, progress=progress)
+    clock.lap("B: simulate and ingest four cohorts")
 
     # labels: phenogroups learnt on echo-dev, ranked by its HF deaths, carried to the other cohorts unchanged
     time_, event = hf_death_followup(dev.table, dev.table)
@@ -135,15 +140,18 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
         shutil.rmtree(out / run, ignore_errors=True)
     encoder = load_encoder(pretrain_encoder(code15.store, out / "foundation", model=encoder_model,
                                             epochs=pretrain_epochs, seed=seed, progress=progress))
+    clock.lap("B: pretrain the foundation encoder")
     generator_dir = train_motion(dev.store, dev.table, dev.motion, out / "motion_gan", encoder=encoder_model,
                                  init_encoder=out / "foundation" / "model" if motion_from_foundation else None,
                                  epochs=motion_epochs, seed=seed, progress=progress)
+    clock.lap("B: train the motion GAN")
     generator = load_generator(generator_dir)
     features, generated = {}, {}
     for c in (dev, ext, echonext, code15):
         features[c.name], blocks, generated[c.name] = _features(c.table, c.store, encoder, generator, out, c.name,
                                                                  progress)
 
+    clock.lap("B: embeddings and generated motion for four cohorts")
     # generated against true motion on the external cohort's patients, never seen in training
     true_v, true_d, true_rr = paired_curves(ext.table, ext.motion)
     gen_v, gen_d, gen_rr = generated["echo-external"]
@@ -186,6 +194,7 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
     edge = paired_difference_ci(auroc, y_ext, ext_pred["ensemble"].to_numpy(), ext_pred["foundation"].to_numpy(),
                                 ext_patients, n_boot=n_boot, seed=seed)
 
+    clock.lap("B: ensemble, cross-fitting and evaluation")
     # EchoNext: the same ingredients, the ensemble fitted per flag on its training split
     echonext_rows = []
     train = echonext.table["split"].to_numpy() == "train"
@@ -213,6 +222,7 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
                             title=f"CODE-15%-like cohort (n = {len(code15_frame):,}): HF death by ECG-predicted "
                                   f"diastolic risk group, death from other causes competing")
 
+    clock.lap("B: EchoNext flags and CODE-15% survival")
     table1 = table_one({"echo-dev": dev.table, "echo-external": ext.table, "echonext": echonext.table,
                         "code15 (first exams)": code15.table.assign(hf_death=code15.table["event"] == 1)},
                        continuous=["age", "lvef", "e_over_e_prime", "lavi"],
@@ -266,4 +276,6 @@ def run_echo_study(out: str | Path = "runs/demo/echo", *, seed: int = 0, n_dev: 
              "units": {}, "headline": headline, "model_cards": ["foundation/model/model_card.md"],
              "threshold": threshold, "motion_agreement": agreement}
     write_text(out / "study.json", json.dumps(study, indent=2, default=float) + "\n")
-    return build_report(out)
+    report = build_report(out)
+    clock.lap("B: table 1, headline and report")
+    return report

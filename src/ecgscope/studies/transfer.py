@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ecgscope.cohort import CohortError, derive_labels, link_imaging, patient_split
+from ecgscope.cohort import CohortError, build_cohort
 from ecgscope.config import LR_GRID, RunConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
 from ecgscope.io import write_parquet, write_text
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
-from ecgscope.store import Store, ingest
+from ecgscope.store import ingest
 from ecgscope.train.predict import predict_store
 from ecgscope.train.run import train_model
 
@@ -40,9 +40,9 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
                        overwrite=True, progress=progress)
     store = out / f"{preset}_store"
     ingest([sim / "wfdb"], store, fs=fs, rate=int(fs), identifiers="keep", progress=progress)
-    table = derive_labels(link_imaging(Store(store).manifest, sim / "measurements" / "mri.parquet",
-                                       days_before=90, days_after=90), PHENOTYPES)
-    table["split"] = patient_split(table, split, stratify="rv_dysfunction", seed=seed) if split[0] < 1 else "test"
+    table = build_cohort(store, sim / "measurements" / "mri.parquet", labels=PHENOTYPES, days_before=90,
+                         days_after=90, split=split if split[0] < 1 else (0, 0, 1), stratify="rv_dysfunction",
+                         seed=seed).table
     return store, _save_table(preset, table, out, seed, n_train)
 
 

@@ -11,3 +11,7 @@ from ecgscope.survival.groups import risk_group_table, risk_groups
 
 __all__ = ["cox_hazard_ratio", "cumulative_incidence", "event_rate_at", "fine_gray", "fine_gray_data", "harrell_c",
            "kaplan_meier", "logrank", "risk_group_table", "risk_groups", "time_dependent_auc", "uno_c"]
+
+from ecgscope._callable import make_callable
+
+make_callable(__name__)  # es.survival(...) is ecgscope.api.survival

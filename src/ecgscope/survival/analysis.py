@@ -47,13 +47,14 @@ def survival_frame(predictions: pd.DataFrame, outcomes: pd.DataFrame | str | Pat
     return table.reset_index(drop=True)
 
 
-def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: str = "time",
+def run_survival(frame: pd.DataFrame, out: str | Path | None, predictor: str, *, time: str = "time",
                  event: str = "event", cause: int = 1, per: float = 1.0, covariates: list[str] = (),
                  higher_is_riskier: bool = True, thresholds: list[float] | None = None,
                  quantiles: list[float] | None = None, group_labels: list[str] | None = None,
                  horizon: float = 4.0, td_horizons: list[float] = (1.0, 2.0, 3.0, 4.0),
                  title: str | None = None) -> dict:
-    """Analyse ``predictor`` against follow-up (``time`` years, ``event`` codes); write tables to ``out``.
+    """Analyse ``predictor`` against follow-up (``time`` years, ``event`` codes); write tables to ``out`` (None:
+    write nothing, return the summary only).
 
     Risk groups come from ``thresholds`` or ``quantiles`` of the risk score (the predictor, negated when
     lower is riskier; default: the top fifth against the rest). Returns the summary dict.
@@ -65,8 +66,9 @@ def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: 
             raise ValueError(f"the table has no {column!r} column; its columns are {list(frame.columns)}")
     covariates = list(covariates)
     frame = frame[[time, event, predictor]].join(covariate_values(frame, covariates))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = None if out is None else Path(out)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     data = frame.dropna().reset_index(drop=True)
     t, code = data[time].to_numpy(float), data[event].to_numpy().astype(int)
     risk = data[predictor].to_numpy(float) * (1 if higher_is_riskier else -1)
@@ -80,7 +82,8 @@ def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: 
     frame_any = data.assign(**{event: any_event})
     frame_cause = data.assign(**{event: code == cause})
     summary = {
-        "title": title or out.name, "predictor": predictor, "per": per, "cause": cause, "horizon": horizon,
+        "title": title or (out.name if out is not None else predictor), "predictor": predictor, "per": per,
+        "cause": cause, "horizon": horizon,
         "n": len(data),
         "events_any": int(any_event.sum()), "events_cause": int((code == cause).sum()),
         "median_followup": float(np.median(t)), "covariates": list(covariates),
@@ -97,12 +100,14 @@ def run_survival(frame: pd.DataFrame, out: str | Path, predictor: str, *, time: 
         summary["fine_gray"] = fine_gray(data, predictor, duration=time, event=event, cause=cause, per=per,
                                          covariates=list(covariates))
     curves, at_risk = kaplan_meier(t, any_event, group, at=list(np.arange(0, np.ceil(t.max()) + 1)))
+    groups = risk_group_table(t, code, group, horizon, cause)
+    summary["risk_groups"] = groups.to_dict(orient="records")
+    if out is None:
+        return summary
     write_text(out / "km.csv", curves.to_csv(index=False))
     write_text(out / "km_at_risk.csv", at_risk.to_csv(index=False))
     write_text(out / "cif.csv", cumulative_incidence(t, code, cause, group).to_csv(index=False))
-    groups = risk_group_table(t, code, group, horizon, cause)
     write_text(out / "risk_groups.csv", groups.to_csv(index=False))
-    summary["risk_groups"] = groups.to_dict(orient="records")
     td = time_dependent_auc(t, code == cause, risk, list(td_horizons)).assign(
         competing_events="censored at the competing death")
     write_text(out / "td_auc.csv", td.to_csv(index=False))

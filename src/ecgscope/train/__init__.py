@@ -12,3 +12,7 @@ from ecgscope.train.module import (
 
 __all__ = ["ArtifactError", "LoadedModel", "MultiTaskModule", "TaskSpec", "export_onnx", "load_model",
            "predict_multitask", "save_model", "seeded_model", "select_device"]
+
+from ecgscope._callable import make_callable
+
+make_callable(__name__)  # es.train(...) is ecgscope.api.train

@@ -68,6 +68,8 @@ class LoadedModel:
     conformal: dict[str, SplitConformal]
     ood: OODReference | None = None
     card: dict = field(default_factory=dict)
+    #: the directory it was loaded from
+    path: Path | None = None
 
 
 def operating_thresholds(y: dict[str, np.ndarray], pred: dict[str, np.ndarray], targets: list[str],
@@ -179,7 +181,7 @@ def load_model(path: str | Path) -> LoadedModel:
             raise ArtifactError(f"{ood_path} is missing or does not match the checksum in model.json")
         ood = OODReference.load(ood_path)
     card = json.loads((path / "model_card.json").read_text()) if (path / "model_card.json").exists() else {}
-    return LoadedModel(model, spec, pipeline, info, conformal, ood, card)
+    return LoadedModel(model, spec, pipeline, info, conformal, ood, card, path)
 
 
 def onnx_metadata(loaded: LoadedModel) -> dict[str, str]:

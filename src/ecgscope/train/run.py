@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import EarlyStopping
 
 from ecgscope.cohort import CohortError, carve_calibration, check_no_leakage, load_table
 from ecgscope.config import ConfigError, RunConfig
@@ -45,8 +44,6 @@ from ecgscope.train.finetune import (
 from ecgscope.train.module import (
     MultiTaskModule,
     RestoreBestWeights,
-    RngState,
-    SameBuffersOnEveryRank,
     TaskSpec,
     ValidationHistory,
     inference_device,
@@ -54,9 +51,9 @@ from ecgscope.train.module import (
     predict_batches,
     quiet_lightning,
     seeded_model,
-    trainer_settings,
 )
 from ecgscope.train.ood import FAR_PERCENTILE, REFERENCE_MAX_ECGS, OODReference, embeddings, reference_rows
+from ecgscope.train.trainer import fit, make_trainer
 
 
 def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int,
@@ -199,21 +196,14 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         model = seeded_model(architecture, seed, num_outputs=spec.n_outputs, **kwargs)
     module = MultiTaskModule(model, spec, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                              max_epochs=cfg.train.max_epochs, param_groups=groups)
-    # save_top_k=1 with no monitor keeps the latest epoch; with save_top_k=0 last.ckpt would only appear at
-    # the very end, and a killed run could not resume
-    hooks = [*extra, ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=1, every_n_epochs=1),
-             RestoreBestWeights(cfg.train.monitor), RngState(), SameBuffersOnEveryRank(),
-             ValidationHistory(out / "validation_history.csv"), *(callbacks or [])]
+    hooks = [*extra, RestoreBestWeights(cfg.train.monitor), ValidationHistory(out / "validation_history.csv"),
+             *(callbacks or [])]
     if cfg.train.patience:
         hooks.append(EarlyStopping(cfg.train.monitor, mode=monitor_mode(cfg.train.monitor),
                                    patience=cfg.train.patience))
-    trainer = L.Trainer(max_epochs=cfg.train.max_epochs, **trainer_settings(cfg.trainer), deterministic=True,
-                        callbacks=hooks, logger=CSVLogger(out, name="logs", version=0), num_sanity_val_steps=0,
-                        enable_progress_bar=progress, enable_model_summary=False,
-                        use_distributed_sampler=False)  # EpochSeededSampler shards by rank itself
-    last = out / "checkpoints" / "last.ckpt"
+    trainer = make_trainer(out, cfg.train.max_epochs, cfg.trainer, hooks, progress=progress)
     datamodule = CohortDataModule(data, cfg.train.batch_size, cfg.train.num_workers, seed, cfg.data.order)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.exists() else None)
+    fit(trainer, module, datamodule, out, resume)
     if not trainer.is_global_zero:  # under DDP, rank 0 alone evaluates and writes the model
         return out / "model"
 
