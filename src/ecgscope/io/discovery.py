@@ -33,10 +33,6 @@ class Discovered:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     not_ecg: list[tuple[str, str]] = field(default_factory=list)
 
-    def extend(self, found: Iterable[Source], where: str) -> None:
-        """Add the sources a reader's ``discover`` yields; its failure becomes one rejected input."""
-        self.sources.extend(self.guarded(found, where))
-
     def guarded(self, found: Iterable[Source], where: str) -> Iterator[Source]:
         """Yield the sources a reader's ``discover`` yields; its failure becomes one rejected input."""
         try:
