@@ -163,3 +163,24 @@ def test_a_second_demo_into_the_same_folder_is_refused_while_the_first_runs(tmp_
     assert not (tmp_path / "demo" / "echo").exists()  # nothing was deleted or written
     bad = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--study", "c"])
     assert bad.exit_code == 2 and "--study" in bad.output
+
+
+def test_progress_outside_a_terminal_is_a_line_per_tenth():
+    """Piped or logged, long work reports in plain lines: one per tenth of the total, and a final count."""
+    import io
+
+    from ecgscope.progress import LineProgress
+
+    stream = io.StringIO()
+    with LineProgress(stream) as bar:
+        task = bar.add_task("simulating", total=95)
+        for _ in range(19):
+            bar.advance(task, 5)
+        unknown = bar.add_task("ingesting")
+        bar.advance(unknown, 25_000)
+        bar.advance(unknown, 1)
+    lines = stream.getvalue().splitlines()
+    counted = [line for line in lines if line.startswith("simulating")]
+    assert len(counted) == 10 and counted[-1].startswith("simulating: 95 of 95")
+    assert [line.split(" (")[0] for line in lines if line.startswith("ingesting")] == [
+        "ingesting: 25,000", "ingesting: 25,001 done"]

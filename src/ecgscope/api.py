@@ -58,14 +58,14 @@ def train(cohort: Cohort | pd.DataFrame | str | Path | None = None, *, store: st
 
     >>> model = es.train(cohort, store="stores/ukb", out="runs/a", regression=["rvef"], max_epochs=5)  # doctest: +SKIP
     """
-    import yaml
-
-    from ecgscope.config import ConfigError, RunConfig
+    from ecgscope.config import ConfigError, load_config, parse_config
     from ecgscope.io import write_parquet
     from ecgscope.train.run import train_model
 
-    if config is not None:
-        data = yaml.safe_load(Path(config).read_text()) if isinstance(config, str | Path) else dict(config)
+    if isinstance(config, str | Path):
+        cfg = load_config(config)
+    elif config is not None:
+        cfg = parse_config(dict(config))
     else:
         if cohort is None or store is None or out is None:
             raise ConfigError("es.train needs either config=, or cohort, store= and out=")
@@ -74,12 +74,9 @@ def train(cohort: Cohort | pd.DataFrame | str | Path | None = None, *, store: st
             Path(out).mkdir(parents=True, exist_ok=True)
             write_parquet(table, Path(out) / "cohort.parquet")
             table = Path(out) / "cohort.parquet"
-        data = {"out": str(out), "data": {"store": str(store), "cohort": str(table), "regression": list(regression),
-                                          "binary": list(binary)}, "train": train_options}
-    try:
-        cfg = RunConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"not a valid run configuration: {exc}") from exc
+        cfg = parse_config({"out": str(out), "train": train_options,
+                            "data": {"store": str(store), "cohort": str(table), "regression": list(regression),
+                                     "binary": list(binary)}}, "es.train's arguments")
     return load_model(train_model(cfg, resume=resume, progress=progress))
 
 

@@ -144,8 +144,13 @@ def load_config(path: str | Path) -> RunConfig:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read YAML ({exc})") from exc
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict | None, where: str = "the configuration") -> RunConfig:
+    """Validate a run configuration given as a dict; errors list every offending field."""
     try:
         return RunConfig.model_validate(data or {})
     except ValidationError as exc:
         lines = [f"  - {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"{path} is not a valid run configuration:\n" + "\n".join(lines)) from exc
+        raise ConfigError(f"{where} is not a valid run configuration:\n" + "\n".join(lines)) from exc

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass, field
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+
+@dataclass
+class _Count:
+    description: str
+    total: float | None
+    done: float = 0
+    start: float = field(default_factory=time.monotonic)
+    step: int = 0  # tenths (or ten-thousands, with no total) reported so far
+    said: float = 0  # the count the last line gave
 
 
 class LineProgress:
@@ -14,39 +25,36 @@ class LineProgress:
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stderr
-        self.tasks: dict[int, list] = {}
+        self.tasks: list[_Count] = []
 
     def __enter__(self) -> LineProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        for task in self.tasks:
-            self._say(task, final=True)
+        for count in self.tasks:
+            if count.done and count.done != count.said:
+                self._say(count, final=True)
 
     def add_task(self, description: str, total: float | None = None) -> int:
         """Start counting ``description``; ``total`` None when unknown."""
-        task = len(self.tasks)
-        self.tasks[task] = [description, total, 0, time.monotonic(), 0, 0]  # done, start, step and count said
-        return task
+        self.tasks.append(_Count(description, total))
+        return len(self.tasks) - 1
 
     def advance(self, task: int, advance: float = 1) -> None:
         """Count ``advance`` more; print a line when another tenth of the total (or 10,000 items) is done."""
-        entry = self.tasks[task]
-        entry[2] += advance
-        step = int(10 * entry[2] / entry[1]) if entry[1] else int(entry[2] // 10_000)
-        if step > entry[4]:
-            entry[4] = step
-            self._say(task)
+        count = self.tasks[task]
+        count.done += advance
+        step = int(10 * count.done / count.total) if count.total else int(count.done // 10_000)
+        if step > count.step:
+            count.step = step
+            self._say(count)
 
-    def _say(self, task: int, final: bool = False) -> None:
-        description, total, done, start, _, said = self.tasks[task]
-        if final and (not done or done == said):
-            return
-        self.tasks[task][5] = done
-        seconds = time.monotonic() - start
-        of = f" of {total:,.0f}" if total else ""
-        rate = f", {done / seconds:,.1f}/s" if seconds > 0 else ""
-        print(f"{description}: {done:,.0f}{of}{' done' if final else ''} ({seconds:,.0f} s{rate})",
+    def _say(self, count: _Count, final: bool = False) -> None:
+        count.said = count.done
+        seconds = time.monotonic() - count.start
+        of = f" of {count.total:,.0f}" if count.total else ""
+        rate = f", {count.done / seconds:,.1f}/s" if seconds > 0 else ""
+        print(f"{count.description}: {count.done:,.0f}{of}{' done' if final else ''} ({seconds:,.0f} s{rate})",
               file=self.stream, flush=True)
 
 

@@ -342,9 +342,9 @@ def _compact(location: Location, folder: str, schema: pa.Schema) -> None:
 
     with location.writing(parts[-1][1]) as tmp, pq.ParquetWriter(tmp, schema) as merged:
         pending: list[pa.Table] = []  # a row group of up to ROW_GROUP_ROWS: the manifest is never held whole,
-        for number, path in parts:    # and a big store's footer stays small (one entry per row group)
+        for k, (_, path) in enumerate(parts, start=1):  # and a big store's footer stays small
             pending.append(pq.read_table(BytesIO(location.read_bytes(path)), schema=schema))
-            if sum(map(len, pending)) >= ROW_GROUP_ROWS or number == parts[-1][0]:
+            if sum(map(len, pending)) >= ROW_GROUP_ROWS or k == len(parts):
                 merged.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
                 pending = []
     for _, path in parts[:-1]:
