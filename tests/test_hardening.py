@@ -200,6 +200,22 @@ def test_exams_csv_problems_refuse_the_shard_or_the_exam_not_the_run(tmp_path):
             assert report.added == 2 and len(reasons) == 1 and "exam 11" in reasons[0]
 
 
+def test_exams_csv_is_streamed_and_each_shard_keeps_only_its_own_rows(tmp_path, monkeypatch):
+    from ecgscope.io import code15
+
+    monkeypatch.setattr(code15, "EXAMS_CHUNK_ROWS", 2)  # conflicting rows of exam 21 fall in different chunks
+    _code15(tmp_path / "a.hdf5", exam_id=np.array([11, 12]))
+    _code15(tmp_path / "b.hdf5", exam_id=np.array([21, 22]))
+    pd.DataFrame({"exam_id": [11, 21, 12, 22, 99, 21], "patient_id": [1, 2, 3, 4, 5, 6], "age": [50] * 6,
+                  "is_male": [1] * 6}).to_csv(tmp_path / "exams.csv", index=False)
+    code15._exams.cache_clear()
+    a, a_conflicts = code15._exams(str(tmp_path / "a.hdf5"))
+    b, b_conflicts = code15._exams(str(tmp_path / "b.hdf5"))
+    assert sorted(a.index) == [11, 12] and not a_conflicts  # exam 99 and the other shard's rows are not held
+    assert sorted(b.index) == [22] and b_conflicts == {21}
+    code15._exams.cache_clear()
+
+
 def test_a_named_pipe_is_refused_without_being_opened(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

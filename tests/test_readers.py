@@ -37,7 +37,7 @@ def test_wfdb_format_212_uv_units_and_lower_case(tmp_path, leads_uv):
     np.testing.assert_allclose(standard.lead("III"), standard.lead("II") - standard.lead("I"), atol=1e-6)
 
 
-def test_mimic_lead_order_is_mapped_by_name(tmp_path, hospital_dir):
+def test_mimic_lead_order_is_mapped_by_name(tmp_path, hospital_dir, monkeypatch):
     src = wfdb.rdrecord(str(hospital_dir / "wfdb" / "records500" / "00000" / "00001_hr"))
     order = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]  # MIMIC-IV-ECG
     idx = [src.sig_name.index(n) for n in order]
@@ -52,6 +52,15 @@ def test_mimic_lead_order_is_mapped_by_name(tmp_path, hospital_dir):
     ecg = next(io.read(tmp_path / "mimic")).to_standard()
     assert ecg.patient_id == "10000032" and ecg.ecg_id == "40689238" and ecg.acquired_at.year == 2180
     np.testing.assert_allclose(ecg.signal, src.p_signal.T, atol=1e-6)  # same as source, standard order
+    # the list is streamed: a source carries its row, so nothing holds record_list.csv
+    from ecgscope.io import wfdb as wfdb_reader
+
+    monkeypatch.setattr(wfdb_reader, "MIMIC_CHUNK_ROWS", 1)
+    table = pd.read_csv(tmp_path / "mimic" / "record_list.csv")
+    pd.concat([table, table.assign(study_id=1, ecg_time="")]).to_csv(tmp_path / "mimic" / "record_list.csv",
+                                                                    index=False)
+    ecgs = [wfdb_reader.load_mimic(s) for s in wfdb_reader.discover_mimic(tmp_path / "mimic")]
+    assert [e.ecg_id for e in ecgs] == ["40689238", "1"] and ecgs[1].acquired_at is None
 
 
 def test_ptbxl_tree_brings_demographics(hospital_dir):

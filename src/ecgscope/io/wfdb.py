@@ -276,21 +276,27 @@ def load_ptbxl(source: Source) -> ECG:
 # --- MIMIC-IV-ECG -----------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _mimic_records(root: str) -> pd.DataFrame:
-    return pd.read_csv(Path(root) / "record_list.csv")
+#: Rows of ``record_list.csv`` parsed at a time (MIMIC-IV-ECG lists 800,035 records): streamed, never held whole.
+MIMIC_CHUNK_ROWS = 65_536
+_MIMIC_COLUMNS = ("subject_id", "study_id", "ecg_time", "path")
 
 
 def discover_mimic(root: str | Path) -> Iterator[Source]:
-    """MIMIC-IV-ECG records listed in ``record_list.csv`` (subject_id, study_id, ecg_time, path)."""
-    table = _mimic_records(str(root))
-    for i in range(len(table)):
-        yield Source("mimic", str(root), str(i))
+    """MIMIC-IV-ECG records listed in ``record_list.csv`` (subject_id, study_id, ecg_time, path). The source key
+    carries the row's fields (``subject|study|time|path``), so no process holds the list."""
+    csv = Path(root) / "record_list.csv"
+    missing = [c for c in _MIMIC_COLUMNS if c not in pd.read_csv(csv, nrows=0).columns]
+    if missing:
+        raise InvalidRecord(str(csv), f"record_list.csv has no column {', '.join(missing)}: its records cannot be "
+                                      "found or linked to patients")
+    for chunk in pd.read_csv(csv, usecols=list(_MIMIC_COLUMNS), dtype=str, keep_default_na=False,
+                             chunksize=MIMIC_CHUNK_ROWS):
+        for subject, study, when, rel in chunk.itertuples(index=False):
+            yield Source("mimic", str(root), f"{subject}|{study}|{when}|{rel}")
 
 
 def load_mimic(source: Source) -> ECG:
     """Read one MIMIC-IV-ECG record; patient is ``subject_id``, ECG is ``study_id``."""
-    row = _mimic_records(source.path).iloc[int(source.key)]
-    when = pd.Timestamp(row["ecg_time"]).to_pydatetime() if pd.notna(row.get("ecg_time")) else None
-    return load_record(Path(source.path) / row["path"], ecg_id=str(row["study_id"]),
-                       patient_id=str(row["subject_id"]), acquired_at=when)
+    subject, study, when, rel = source.key.split("|", 3)
+    return load_record(Path(source.path) / rel, ecg_id=study, patient_id=subject,
+                       acquired_at=pd.Timestamp(when).to_pydatetime() if when else None)
