@@ -16,7 +16,9 @@ The model of the run (its assumptions are the options, printed with the table):
   loaders (the script prints how small); a streamed part also must arrive fast enough (``--mb-per-s`` per
   loader stream);
 - distributed data parallel keeps ``--efficiency-8`` / ``--efficiency-64`` of linear scaling;
-- memory grows linearly with the cohort as measured between the two largest sizes.
+- memory grows linearly with the cohort: from the largest measured peak, at the growth per ECG the benchmark
+  fitted within that run's steady part (``main_steady_growth_kib_per_ecg``; the peaks of two sizes differ by
+  one-off costs as much as by growth), or, for rows without it, at the slope between the two largest peaks.
 No GPU rate enters: where a GPU is lent, ``benchmarks/gpu_check.sh`` measures the real one.
 """
 
@@ -94,7 +96,14 @@ def main() -> None:
     train_base, train_slope = _growth(train_rows, "peak_main_mib")
     print(f"memory growth measured between {int(ingest_rows['ecgs'].iloc[-2]):,} and "
           f"{int(ingest_rows['ecgs'].iloc[-1]):,} ECGs: ingesting process {ingest_slope * 1024:.2f} KiB per ECG, "
-          f"training process {train_slope * 1024:.2f} KiB per ECG")
+          f"training process {train_slope * 1024:.2f} KiB per ECG (peaks)")
+    steady = ingest_rows.get("main_steady_growth_kib_per_ecg", pd.Series(dtype=float)).iloc[-1:].dropna()
+    if len(steady):  # the largest run's own growth, from its largest peak
+        big = ingest_rows.iloc[-1]
+        ingest_slope = float(steady.iloc[0]) / 1024
+        ingest_base = big["peak_main_mib"] - ingest_slope * big["ecgs"]
+        print(f"ingesting process within the {int(big['ecgs']):,}-ECG run: {float(steady.iloc[0]):.2f} KiB per ECG in "
+              f"its steady part (peak {big['peak_main_mib']:.0f} MiB); the projection uses this")
 
     first = {stage: scale[scale["stage"] == stage].groupby("ecgs").head(1).sort_values("ecgs")
              for stage in ("ingest (local)", "train 1 epoch + evaluate")}

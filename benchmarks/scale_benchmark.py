@@ -3,7 +3,10 @@ streamed from the store, with the throughput of each stage and the peak memory o
 
 Each stage runs in a fresh process, and a sampler reads the resident memory of that process and of every
 process below it (pool workers; Ray's raylet and workers) from /proc every 0.2 s, so the peaks are per stage.
-Run it at two sizes to see whether memory stays flat in the cohort size:
+The sampler also fits a line to the main process's memory over the middle 80 % of the stage (throughput is
+steady there, so time stands for ECGs done): the growth per ECG within one run, apart from the one-off costs
+at the start and the end (imports, pools, Arrow's first use) that make up most of a peak. Run it at two sizes
+to see whether memory stays flat in the cohort size:
 
     python benchmarks/scale_benchmark.py --n 10000
     python benchmarks/scale_benchmark.py --n 100000 --keep /big/disk/scale   # ~30 GB of files at 100,000
@@ -65,14 +68,26 @@ class MemorySampler(threading.Thread):
         super().__init__(daemon=True)
         self.every_s, self.stop, self.me = every_s, threading.Event(), os.getpid()
         self.main = self.worker = self.total = 0.0
+        self.trace: list[tuple[float, float]] = []  # (seconds, main process MiB)
 
     def run(self) -> None:
+        started = time.perf_counter()
         while not self.stop.is_set():
             sizes = {pid: _rss_mib(pid) for pid in _descendants(self.me)}
+            self.trace.append((time.perf_counter() - started, sizes.get(self.me, 0.0)))
             self.main = max(self.main, sizes.get(self.me, 0.0))
             self.worker = max([self.worker, *(v for p, v in sizes.items() if p != self.me)])
             self.total = max(self.total, sum(sizes.values()))
             self.stop.wait(self.every_s)
+
+    def steady_growth_kib(self, ecgs: int) -> float:
+        """Main-process growth per ECG (KiB) from a line fitted over the middle 80 % of the stage."""
+        t, mib = np.array(self.trace).T
+        middle = (t >= 0.1 * t[-1]) & (t <= 0.9 * t[-1])
+        if middle.sum() < 3 or ecgs == 0:
+            return float("nan")
+        per_second = np.polyfit(t[middle], mib[middle], 1)[0]
+        return per_second * t[-1] / ecgs * 1024
 
 
 def _stage(name: str, work, queue) -> None:
@@ -85,7 +100,8 @@ def _stage(name: str, work, queue) -> None:
     sampler.join()
     queue.put({"stage": name, "ecgs": count, "seconds": seconds, "ecgs_per_s": count / seconds,
                "peak_main_mib": sampler.main, "peak_largest_worker_mib": sampler.worker,
-               "peak_all_processes_mib": sampler.total})
+               "peak_all_processes_mib": sampler.total, "main_steady_growth_kib_per_ecg":
+                   sampler.steady_growth_kib(count)})
 
 
 def run_stage(name: str, work) -> dict:
@@ -97,7 +113,8 @@ def run_stage(name: str, work) -> dict:
     process.join()
     print(f"{name:28s} {row['ecgs']:8,d} ECGs {row['seconds']:8.1f} s {row['ecgs_per_s']:8.1f} ECG/s  peak RSS: main "
           f"{row['peak_main_mib']:7.0f} MiB, largest worker {row['peak_largest_worker_mib']:7.0f} MiB, all "
-          f"{row['peak_all_processes_mib']:7.0f} MiB", flush=True)
+          f"{row['peak_all_processes_mib']:7.0f} MiB; main grows {row['main_steady_growth_kib_per_ecg']:.2f} KiB "
+          "per ECG in the steady part", flush=True)
     return row
 
 
