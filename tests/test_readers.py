@@ -1,6 +1,7 @@
 """Each reader against an independent writer (wfdb, h5py, NumPy, XML to the published schema, pydicom)."""
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import h5py
@@ -272,3 +273,18 @@ def test_philips_xml_matches_the_published_reference_values():
     stored_iii = np.asarray(sierraecg.read_file(str(path)).leads[2].samples, float) * 5 / 1000
     agree = np.abs(stored_iii - standard.lead("III")) <= 0.0051
     assert agree.mean() > 0.97
+
+
+@pytest.mark.parametrize("fs, when, comments", [(500, datetime(2020, 1, 2, 3, 4, 5), ["simulated"]), (100.0, None, []),
+                                                (257.5, None, ["a", "b"])])
+def test_write_record_writes_the_bytes_wfdb_writes(tmp_path, fs, when, comments):
+    from ecgscope.io.wfdb import write_record
+
+    digital = np.random.default_rng(0).normal(0, 3000, (12, 700)).astype(np.int16)
+    wfdb.wrsamp("rec", fs=fs, units=["mV"] * 12, sig_name=list(STANDARD_LEADS), d_signal=digital.T.copy(),
+                fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12, comments=comments,
+                base_datetime=when, write_dir=str(tmp_path))
+    write_record(tmp_path / "ours" / "rec", digital, fs, STANDARD_LEADS, 1000.0, comments, when)
+    for ext in (".hea", ".dat"):
+        assert (tmp_path / "ours" / f"rec{ext}").read_bytes() == (tmp_path / f"rec{ext}").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["rec.dat", "rec.hea"]  # no partials left
