@@ -46,7 +46,8 @@ def test_presets_command_lists_every_preset():
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False,
-                      n_hospital=150, n_prospective=40, n_survival=300, n_boot=20, small_hospital_train=30)
+                      n_hospital=150, n_prospective=40, n_survival=300, n_boot=20, small_hospital_train=30,
+                      lr_grid=True)  # the --full path; the wheel test runs the default
     m = result.metrics
     t = result.transfer
     assert set(t.cohort) == {"hospital test", "prospective"} and len(set(t.model)) == 3

@@ -41,6 +41,13 @@ MODEL_FS = 100.0
 #: The second, smaller hospital training set of the transfer step: where training from scratch is still
 #: data-limited in the simulation (benchmarks/transfer_benchmark.py --n-train draws the whole curve).
 SMALL_HOSPITAL_TRAIN = 300
+#: The ukb cohort size the other cohorts' default sizes are set against (a smaller ``n`` shrinks them alike).
+DEFAULT_N = 6000
+
+
+def _scaled(size: int, n: int, floor: int) -> int:
+    """A cohort's default ``size`` at ``DEFAULT_N`` ukb subjects, in proportion to ``n`` (at least ``floor``)."""
+    return max(floor, round(size * n / DEFAULT_N))
 
 
 @dataclass
@@ -54,10 +61,10 @@ class DemoResult:
     report: Path
 
 
-def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs: int = 15,
-             model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int = 1500,
-             n_prospective: int = 115, n_survival: int = 3019, n_boot: int = 500,
-             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN,
+def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, epochs: int = 15,
+             model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int | None = None,
+             n_prospective: int | None = None, n_survival: int | None = None, n_boot: int = 500,
+             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN, lr_grid: bool = False,
              clock: StageClock | None = None) -> DemoResult:
     """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, take that model to a
     hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort, follow a hospital cohort
@@ -65,8 +72,18 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
 
     The transfer step runs on all the hospital's training patients (``out/transfer``) and again on only
     ``small_hospital_train`` of them (``out/transfer_small``; same validation, test and prospective patients).
-    ``clock`` records each stage's wall time."""
+    ``clock`` records each stage's wall time. Cohort sizes not given are 1,500 hospital, 115 prospective and
+    3,019 survival subjects at ``n`` = 6,000, in proportion to ``n`` otherwise; the small transfer runs only when
+    ``small_hospital_train`` is under the hospital's training patients (0.6 of its subjects). ``lr_grid``
+    trains every model at each rate of ``LR_GRID`` and keeps the one validation loss chooses (``demo --full``);
+    otherwise each trains once at the default rate, 3e-3, the rate validation chose for the ukb model when
+    the grid ran (so study A's ukb figures are the same either way)."""
     clock = clock or StageClock()
+    n_hospital = n_hospital or _scaled(1500, n, 100)
+    n_prospective = n_prospective or _scaled(115, n, 60)
+    n_survival = n_survival or _scaled(3019, n, 300)
+    if small_hospital_train is not None and small_hospital_train >= 0.6 * n_hospital:
+        small_hospital_train = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
@@ -94,9 +111,10 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
         "out": str(out / "training"),
         "data": {"store": str(out / "store"), "cohort": str(out / "cohort.parquet"), "regression": REGRESSION,
                  "binary": PHENOTYPES},
-        "model": {"name": model_name}, "train": {"max_epochs": epochs, "seed": seed, "lr_grid": list(LR_GRID)}}),
+        "model": {"name": model_name},
+        "train": {"max_epochs": epochs, "seed": seed, "lr_grid": list(LR_GRID) if lr_grid else None}}),
         progress=progress)
-    clock.lap("A: train on ukb (learning-rate grid)")
+    clock.lap("A: train on ukb" + (" (learning-rate grid)" if lr_grid else ""))
     shutil.rmtree(out / "model", ignore_errors=True)
     shutil.copytree(chosen, out / "model")
     scored = predict_store(out / "model", store, rows=pairs["ecg_row"].to_numpy()[te], progress=False)
@@ -140,7 +158,8 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     write_text(out / "metrics.json", json.dumps({
         "preset": "ukb", "n_subjects": n, "seed": seed, "epochs": epochs, "model": model_name,
         "split_sizes": pairs["split"].value_counts().to_dict(), "conformal_calibration_ecgs": n_calibration,
-        "learning_rate": json.loads((out / "training" / "learning_rates.json").read_text())["chosen"],
+        "learning_rate": (json.loads((out / "training" / "learning_rates.json").read_text())["chosen"] if lr_grid
+                          else TrainConfig().lr),
         "metrics": metrics.to_dict(orient="records"),
     }, indent=2) + "\n")
 
@@ -157,12 +176,12 @@ def run_demo(out: str | Path = "runs/demo", n: int = 6000, seed: int = 0, epochs
     clock.lap("A: ukb test metrics, oracle, figures")
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
-                                         progress=progress)
+                                         lr_grid=lr_grid, progress=progress)
     clock.lap("A: transfer to the hospital (all training patients)")
     if small_hospital_train is not None:
         small_transfer, small_differences = run_transfer(
             out / "model", out / "transfer_small", n_train=small_hospital_train, cohorts_from=out / "transfer",
-            seed=seed, epochs=epochs, fs=MODEL_FS, progress=progress)
+            seed=seed, epochs=epochs, fs=MODEL_FS, lr_grid=lr_grid, progress=progress)
         transfer = pd.concat([small_transfer, transfer], ignore_index=True)
         differences = pd.concat([small_differences, differences], ignore_index=True)
         clock.lap(f"A: transfer with {small_hospital_train} hospital training patients")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ecgscope.cohort import CohortError, build_cohort
-from ecgscope.config import LR_GRID, RunConfig
+from ecgscope.config import LR_GRID, RunConfig, TrainConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
 from ecgscope.io import write_parquet, write_text
 from ecgscope.simulate import simulate_cohort
@@ -78,12 +78,14 @@ def _reuse_cohort(preset: str, source: Path, out: Path, seed: int, n_train: int 
 
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
                  epochs: int = 15, fs: float = 100.0, n_train: int | None = None, cohorts_from: Path | None = None,
-                 progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 lr_grid: bool = True, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare pretrained-only, from-scratch and fine-tuned models.
 
     ``n_train`` keeps only that many of the hospital's training patients (validation and test unchanged).
     ``cohorts_from`` reuses the hospital and prospective cohorts an earlier run (same seed) wrote in that
     directory instead of simulating them again, so two training-set sizes are scored on the same patients.
+    ``lr_grid`` lets each arm choose its learning rate from ``LR_GRID`` on hospital validation loss; without
+    it both train at the default rate (neither is tuned).
     Returns the metrics table (each model with its CI) and the paired differences (fine-tuned minus each
     other model on the same patients, with paired-bootstrap CIs), each with the number of hospital training
     patients; both are also written as CSV under ``out``.
@@ -112,13 +114,15 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
             "model": {"name": architecture}, "train": {"max_epochs": epochs, "seed": seed, **train}})
 
     # Each arm picks its learning rate on the hospital validation patients, never on test: the same small grid
-    # for both, so neither gets more tuning than the other.
+    # for both (or the same single rate), so neither gets more tuning than the other.
     chosen = {}
     for arm, init in (("from_scratch", None), ("fine_tuned", Path(pretrained))):
         shutil.rmtree(out / arm, ignore_errors=True)  # a demo re-run starts these runs afresh
         extra = {"finetune": {"mode": "full"}} if init else {}
-        model_dir = train_model(config(arm, lr_grid=list(LR_GRID), **extra), progress=progress, init_from=init)
-        chosen[arm] = (json.loads((out / arm / "learning_rates.json").read_text())["chosen"], model_dir)
+        model_dir = train_model(config(arm, lr_grid=list(LR_GRID) if lr_grid else None, **extra),
+                                progress=progress, init_from=init)
+        lr = json.loads((out / arm / "learning_rates.json").read_text())["chosen"] if lr_grid else TrainConfig().lr
+        chosen[arm] = (lr, model_dir)
     write_text(out / "learning_rates.json", json.dumps({arm: lr for arm, (lr, _) in chosen.items()}) + "\n")
     write_text(out / "models.json", json.dumps({arm: str(path) for arm, (_, path) in chosen.items()}) + "\n")
     models = {PRETRAINED: Path(pretrained), FROM_SCRATCH: chosen["from_scratch"][1],
