@@ -197,7 +197,9 @@ def main() -> None:
         rows.append(run_stage("train 1 epoch + evaluate", train_one_epoch))
     table = pd.DataFrame(rows).assign(n_requested=args.n, workers=args.workers, store_fs=args.store_fs)
     out = ROOT / "benchmarks" / "results" / "scale_benchmark.csv"
-    table.to_csv(out, mode="a", header=not out.exists(), index=False, float_format="%.4g")
+    if out.exists():  # earlier rows keep their values; a column added since is empty for them
+        table = pd.concat([pd.read_csv(out), table], ignore_index=True)
+    table.to_csv(out, index=False, float_format="%.4g")
     sizes = {p.name: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 2**30
              for p in root.iterdir() if p.is_dir()}
     print("disk: " + ", ".join(f"{name} {gib:.2f} GiB" for name, gib in sorted(sizes.items())))
