@@ -33,7 +33,7 @@ from ecgscope.signal import ECGFOUNDER_PIPELINE, default_pipeline
 from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
-from ecgscope.train.datamodule import CohortDataset, EpochSeededSampler, loader_workers, make_loader
+from ecgscope.train.datamodule import EpochSeededSampler, StoreDataset, loader_workers, make_loader
 from ecgscope.train.module import select_device
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,7 +42,7 @@ RESULTS = Path(__file__).parent / "results"
 def loader_rate(source: StoreInput, n: int, batch_size: int, workers: int) -> float:
     """ECGs/s of the second pass of a training loader with augmentation."""
     rows = np.arange(n) % len(source.store)
-    data = CohortDataset(source, rows, np.zeros((n, 1), np.float32), AugmentConfig(), seed=0)
+    data = StoreDataset(source, rows, np.zeros((n, 1), np.float32), AugmentConfig(), seed=0)
     sampler = EpochSeededSampler(n, 0, shuffle=True)
     loader = make_loader(data, batch_size, sampler, workers)
     for _ in loader:  # first pass: workers start, page cache warms
@@ -96,7 +96,7 @@ def end_to_end_rate(name: str, source: StoreInput, n: int, batch_size: int, work
     step, device = training_step(name)
     rows = np.arange(n) % len(source.store)
     sampler = EpochSeededSampler(n, 0, shuffle=True)
-    loader = make_loader(CohortDataset(source, rows, np.zeros((n, 1), np.float32), AugmentConfig(), seed=0),
+    loader = make_loader(StoreDataset(source, rows, np.zeros((n, 1), np.float32), AugmentConfig(), seed=0),
                          batch_size, sampler, workers)
     for x, _ in loader:
         step(x)

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXECUTED = sorted([*DOCS.glob("getting-started/*.md"), *DOCS.glob("tutorials/*.md")])
 BLOCK = re.compile(r"^```(bash|python)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-#: pages that show how to install: run by the wheel test (tests/test_package.py), not here
+#: pages that show how to install: the wheel test (tests/test_wheel.py) does what they say, not here
 INSTALL_PAGES = {"install.md"}
 
 

@@ -16,7 +16,8 @@ from scipy.signal import decimate
 from typer.testing import CliRunner
 
 from ecgscope.cli import app
-from ecgscope.store import Store, StoreDataset, StoreError, ingest
+from ecgscope.store import Store, StoreError, ingest
+from ecgscope.train import StoreDataset
 
 from . import broken_corpus
 from .conftest import SHARED_DATA

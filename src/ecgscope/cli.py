@@ -146,6 +146,10 @@ def simulate(
                   f"({preset}, seed {seed}) to [bold]{path}[/]")
 
 
+#: Study B's training lengths under `demo --full` (the default run halves them; see `demo --help`).
+FULL_PRETRAIN_EPOCHS, FULL_MOTION_EPOCHS = 10, 30
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where to write the run")] = Path("runs/demo"),
@@ -154,8 +158,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     model: Annotated[str, typer.Option(help="model architecture from the registry")] = DEFAULT_MODEL,
     study: Annotated[str, typer.Option(help="a (RV from MRI), b (diastolic risk from echo) or both")] = "both",
-    full: Annotated[bool, typer.Option("--full", help="also choose every study-A model's learning rate from a "
-                                       "grid on validation loss (twice the training)")] = False,
+    full: Annotated[bool, typer.Option("--full", help="the longer run: every study-A model's learning rate "
+                                       "chosen from a grid on validation loss, and study B's encoder pretrained "
+                                       f"for {FULL_PRETRAIN_EPOCHS} epochs and its motion GAN trained for "
+                                       f"{FULL_MOTION_EPOCHS}")] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Reproduce the two studies on simulated cohorts: A, RV size and function (ukb -> hospital -> prospective,
@@ -163,8 +169,8 @@ def demo(
 
     With both, study B runs in a second process beside study A, each on half the cores. Without --full every
     study-A model trains once at the learning rate validation chose for the ukb model when the grid ran
-    (3e-3), so the ukb figures match; the transfer's two arms then share that rate instead of each choosing
-    from the grid."""
+    (3e-3), so the ukb figures match (the transfer's two arms share that rate instead of each choosing from
+    the grid), and study B pretrains its encoder for 5 epochs and trains its motion GAN for 15."""
     from ecgscope.io.atomic import RunInUseError, exclusive_run
 
     if study not in ("a", "b", "both"):
@@ -197,7 +203,7 @@ def _stage_times(clocks: list, out: Path, wall_s: float) -> None:
     console.print(shown)
 
 
-def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bool):
+def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bool, full: bool):
     """Study B, in this process or a second one: its report and its stage clock."""
     from ecgscope.studies.echo_study import run_echo_study
     from ecgscope.studies.timing import StageClock
@@ -207,7 +213,9 @@ def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bo
 
         torch.set_num_threads(threads)
     clock = StageClock()
-    return run_echo_study(out, seed=seed, encoder_model=model, clock=clock, progress=progress), clock
+    epochs = {"pretrain_epochs": FULL_PRETRAIN_EPOCHS // (1 if full else 2),
+              "motion_epochs": FULL_MOTION_EPOCHS // (1 if full else 2)}
+    return run_echo_study(out, seed=seed, encoder_model=model, clock=clock, progress=progress, **epochs), clock
 
 
 def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, full: bool = False) -> None:
@@ -221,7 +229,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
     started = time.perf_counter()
     if study == "b":
         try:
-            report_b, clock_b = _study_b(Path(out) / "echo", seed, model, None, True)
+            report_b, clock_b = _study_b(Path(out) / "echo", seed, model, None, True, full)
         except (EcgscopeError, ValueError, KeyError) as exc:
             _fail(exc)
         console.print(headline_table(report_b.parent / "study.json"))
@@ -234,7 +242,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
 
         half = max(1, (os.cpu_count() or 2) // 2)
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        b_running = pool.submit(_study_b, Path(out) / "echo", seed, model, half, False)
+        b_running = pool.submit(_study_b, Path(out) / "echo", seed, model, half, False, full)
         torch.set_num_threads(half)
         console.print(f"study B runs in a second process beside study A ({half} thread(s) each); its results "
                       "follow study A's")
@@ -293,7 +301,9 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
                   "open http://127.0.0.1:8000/ and drop an ECG file in")
     if not full:
         console.print("left out (ecgscope demo --full keeps it): choosing each study-A model's learning rate from "
-                      "the grid 1e-3 / 3e-3 on validation loss, which trains every model twice")
+                      "the grid 1e-3 / 3e-3 on validation loss, which trains every model twice; study B's "
+                      f"encoder pretrained for {FULL_PRETRAIN_EPOCHS} epochs and motion GAN trained for "
+                      f"{FULL_MOTION_EPOCHS} (here half)")
     _stage_times([clock] + ([clock_b] if clock_b else []), Path(out), time.perf_counter() - started)
 
 

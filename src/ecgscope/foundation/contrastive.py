@@ -42,6 +42,11 @@ class TwoViewDataset(Dataset):
             raise ValueError(f"view_s={view_s} must be > 0 and at most the input length "
                              f"({pipeline.n_samples / pipeline.fs:g} s)")
 
+    @property
+    def store(self):
+        """The store the records come from (the loaders order reads by its parts)."""
+        return self.source.store
+
     def __len__(self) -> int:
         return len(self.rows)
 

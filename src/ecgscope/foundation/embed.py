@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from torch import nn
 
 from ecgscope.contract import StoreInput, usable_batches
@@ -26,7 +25,7 @@ from ecgscope.progress import progress_bar
 from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline
 from ecgscope.store import Store
 from ecgscope.train.artifact import load_model, save_model
-from ecgscope.train.module import TaskSpec, inference_device
+from ecgscope.train.module import TaskSpec, infer, inference_device
 
 
 @dataclass
@@ -74,9 +73,7 @@ def embed_batches(encoder: Encoder, signals, fs: float) -> np.ndarray:
 
 def _features(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """The pooled features (n, dim) of signals already through the encoder's pipeline, on its device."""
-    model.eval()
-    with torch.no_grad():
-        return model.forward_features(torch.from_numpy(x).to(next(model.parameters()).device)).float().cpu().numpy()
+    return next(infer(model, [x], model.forward_features)).numpy()
 
 
 def embed_store(encoder: Encoder, store: str | Path | Store, out: str | Path, rows: np.ndarray | None = None,

@@ -28,9 +28,10 @@ from ecgscope.motion.gan import MotionGAN, MotionGenerator, log_rr, rr_from_log,
 from ecgscope.progress import progress_bar
 from ecgscope.signal import Pipeline, default_pipeline
 from ecgscope.store.layout import Store
-from ecgscope.train.artifact import file_sha256, load_model
-from ecgscope.train.datamodule import CohortDataModule, CohortDataset
+from ecgscope.train.artifact import file_sha256, load_model, read_model_directory
+from ecgscope.train.datamodule import CohortDataModule, StoreDataset
 from ecgscope.train.module import (
+    infer,
     inference_device,
     quiet_lightning,
 )
@@ -76,7 +77,7 @@ def _targets(velocity: np.ndarray, displacement: np.ndarray, rr_ms: np.ndarray) 
 
 
 class _FlatTargetGAN(MotionGAN):
-    """MotionGAN fed by ``CohortDataset``: the targets row is the flattened scaled curves then log RR."""
+    """MotionGAN fed by ``StoreDataset``: the targets row is the flattened scaled curves then log RR."""
 
     def _split(self, batch):
         ecg, flat = batch
@@ -118,7 +119,7 @@ def train_motion(store: str | Path, cohort: pd.DataFrame, motion: pd.DataFrame, 
     split = cohort["split"].to_numpy()
     rows = cohort["ecg_row"].to_numpy()
     source.refuse_short(rows, f"the motion cohort on {st.root}")
-    data = {s: CohortDataset(source, rows[split == s], targets[split == s],
+    data = {s: StoreDataset(source, rows[split == s], targets[split == s],
                              AugmentConfig() if s == "train" else None, seed) for s in ("train", "val")}
     if not len(data["train"]) or not len(data["val"]):
         raise MotionError("the cohort needs rows in both the 'train' and 'val' splits")
@@ -196,24 +197,17 @@ def save_generator(path: str | Path, generator: MotionGenerator, pipeline: Pipel
 
 def load_generator(path: str | Path) -> LoadedGenerator:
     """Load a generator directory; raises ``MotionError`` if a file is missing, altered or of another shape."""
-    from safetensors.torch import load_file
-
     path = Path(path)
-    for name in ("weights.safetensors", "motion.json", "preprocess.json"):
-        if not (path / name).exists():
-            raise MotionError(f"{path} is not a motion generator directory: {name} is missing")
-    info = json.loads((path / "motion.json").read_text())
+    info, state, pipeline = read_model_directory(path, "motion.json", "a motion generator directory", MotionError)
     if info.get("kind") != "motion_generator":
         raise MotionError(f"{path / 'motion.json'} does not describe a motion generator")
-    if file_sha256(path / "weights.safetensors") != info.get("weights_sha256"):
-        raise MotionError(f"{path / 'weights.safetensors'} does not match the checksum in motion.json")
     generator = MotionGenerator(info["encoder"], info["n_points"], info["noise_dim"], info["width"],
                                 info.get("encoder_kwargs"))
     try:
-        generator.load_state_dict(load_file(str(path / "weights.safetensors")))
+        generator.load_state_dict(state)
     except RuntimeError as exc:
         raise MotionError(f"{path}: the weights do not fit the generator described in motion.json ({exc})") from exc
-    return LoadedGenerator(generator.eval(), Pipeline.from_json((path / "preprocess.json").read_text()), info)
+    return LoadedGenerator(generator.eval(), pipeline, info)
 
 
 def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, batch_size: int = 128,
@@ -222,20 +216,18 @@ def generate_batches(loaded: LoadedGenerator, store: Store, rows: np.ndarray, ba
     """Generated velocity (n, T) cm/s, displacement (n, T) mm and RR (n,) ms for ``rows`` of ``store``
     (the noise is set to zero: the generator's central cycle for each ECG); NaN for records too short for
     the generator's input contract (``source``: the store already seen through it, if the caller has one)."""
-    model = loaded.generator.eval()
-    device = next(model.parameters()).device
     source = source or StoreInput(loaded.pipeline, store, model="the motion generator")
     rows = np.asarray(rows, dtype=np.int64)
     n = loaded.generator.n_points
     velocity, displacement = np.full((len(rows), n), np.nan, np.float32), np.full((len(rows), n), np.nan, np.float32)
     rr_ms = np.full(len(rows), np.nan, np.float32)
-    with torch.no_grad(), progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("generating motion", total=len(rows))
         for positions, x in usable_batches(source, rows, batch_size):
-            curves, rr = model(torch.from_numpy(x).to(device))
-            v, d = unscale_curves(curves.float().cpu())
+            curves, rr = next(infer(loaded.generator, [x]))
+            v, d = unscale_curves(curves)
             velocity[positions], displacement[positions] = v.numpy(), d.numpy()
-            rr_ms[positions] = rr_from_log(rr.float().cpu()).numpy()
+            rr_ms[positions] = rr_from_log(rr).numpy()
             bar.advance(task, len(positions))
     return velocity, displacement, rr_ms
 

@@ -2,6 +2,7 @@
 is the one way a supervised model is trained."""
 
 from ecgscope.train.artifact import ArtifactError, LoadedModel, export_onnx, load_model, save_model
+from ecgscope.train.datamodule import StoreDataset
 from ecgscope.train.module import (
     MultiTaskModule,
     TaskSpec,
@@ -11,7 +12,7 @@ from ecgscope.train.module import (
 )
 
 __all__ = ["ArtifactError", "LoadedModel", "MultiTaskModule", "TaskSpec", "export_onnx", "load_model",
-           "predict_multitask", "save_model", "seeded_model", "select_device"]
+           "StoreDataset", "predict_multitask", "save_model", "seeded_model", "select_device"]
 
 from ecgscope._callable import make_callable
 

@@ -134,26 +134,36 @@ def save_model(path: str | Path, model: nn.Module, architecture: str, spec: Task
     return Path(path)
 
 
-def load_model(path: str | Path) -> LoadedModel:
-    """Load an artifact directory; never unpickles. Raises ``ArtifactError`` if it was altered or mismatched."""
+def read_model_directory(path: str | Path, descriptor: str = "model.json", what: str = "an ecgscope model directory",
+                         error: type[Exception] = ArtifactError) -> tuple[dict, dict, Pipeline]:
+    """The one reader of a model directory (a trained model, or a motion generator): its descriptor JSON, its
+    weights (safetensors, checked against the descriptor's SHA-256; never unpickled) and its input pipeline.
+    Raises ``error`` naming the file and what to do when one is missing, unreadable or altered."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
-    for name in ("weights.safetensors", "model.json", "preprocess.json"):
+    for name in ("weights.safetensors", descriptor, "preprocess.json"):
         if not (path / name).exists():
-            raise ArtifactError(f"{path} is not an ecgscope model directory: {name} is missing")
+            raise error(f"{path} is not {what}: {name} is missing")
     try:
-        info = json.loads((path / "model.json").read_text())
+        info = json.loads((path / descriptor).read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path / 'model.json'} is not valid JSON ({exc})") from exc
+        raise error(f"{path / descriptor} is not valid JSON ({exc})") from exc
     if file_sha256(path / "weights.safetensors") != info.get("weights_sha256"):
-        raise ArtifactError(f"{path / 'weights.safetensors'} does not match the checksum in model.json: the "
-                            "weights were changed after the model was saved; re-export the model")
+        raise error(f"{path / 'weights.safetensors'} does not match the checksum in {descriptor}: the weights were "
+                    "changed after the model was saved; save or export the model again")
     try:
         state = load_file(str(path / "weights.safetensors"))
     except (SafetensorError, OSError) as exc:
-        raise ArtifactError(f"{path / 'weights.safetensors'} is not a readable safetensors file ({exc})") from exc
+        raise error(f"{path / 'weights.safetensors'} is not a readable safetensors file ({exc})") from exc
+    return info, state, Pipeline.from_json((path / "preprocess.json").read_text())
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load an artifact directory; never unpickles. Raises ``ArtifactError`` if it was altered or mismatched."""
+    path = Path(path)
+    info, state, pipeline = read_model_directory(path)
     try:
         model = create_model(info["architecture"], **info.get("model_kwargs", {}))
     except (KeyError, TypeError) as exc:
@@ -170,7 +180,6 @@ def load_model(path: str | Path) -> LoadedModel:
     model.eval()
     spec = TaskSpec(**info["tasks"])
     conformal = {k: SplitConformal.from_dict(v) for k, v in info.get("conformal", {}).items()}
-    pipeline = Pipeline.from_json((path / "preprocess.json").read_text())
     if info.get("format_version", 1) >= 2 and Pipeline.from_dict(info["input"]) != pipeline:
         raise ArtifactError(f"{path}: model.json's input contract ({Pipeline.from_dict(info['input']).describe()}) "
                             f"differs from preprocess.json's ({pipeline.describe()}); one of them was edited")

@@ -122,13 +122,35 @@ def augment(x: np.ndarray, fs: float, cfg: AugmentConfig, rng: np.random.Generat
     return x.astype(np.float32)
 
 
-class CohortDataset(Dataset):
-    """Signals of ``rows`` of a store as a model's contract takes them, with encoded targets; augmented if asked."""
+class StoreDataset(Dataset):
+    """The one torch ``Dataset`` over a store: the records of ``rows`` (default all) as float32 (leads,
+    samples), with their row of ``targets`` when given.
 
-    def __init__(self, source: StoreInput, rows: np.ndarray, targets: np.ndarray, aug: AugmentConfig | None,
-                 seed: int):
-        self.source, self.rows, self.targets = source, rows, targets.astype(np.float32)
+    ``source`` is a ``Store`` (or its path), read as stored, or a :class:`~ecgscope.contract.StoreInput`,
+    read through a model's input contract (what training, validation and prediction use). ``aug`` augments
+    each read with a generator seeded by (``seed``, epoch, index): the epoch comes from
+    :class:`EpochSeededSampler`, so a resumed run sees the batches an uninterrupted one would have.
+
+    >>> data = StoreDataset("stores/ptbxl", rows=train_rows, targets=y)     # doctest: +SKIP
+    """
+
+    def __init__(self, source, rows: np.ndarray | None = None, targets: np.ndarray | None = None,
+                 aug: AugmentConfig | None = None, seed: int = 0):
+        from ecgscope.store import Store
+
+        self.source = Store(source) if isinstance(source, str | os.PathLike) else source
+        store = self.source.store if isinstance(self.source, StoreInput) else self.source
+        self.fs = self.source.pipeline.fs if isinstance(self.source, StoreInput) else store.config.fs
+        self.rows = np.arange(len(store)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.targets = None if targets is None else np.asarray(targets, dtype=np.float32)
+        if self.targets is not None and len(self.targets) != len(self.rows):
+            raise ValueError(f"{len(self.targets)} target rows for {len(self.rows)} records")
         self.aug, self.seed = aug, seed
+
+    @property
+    def store(self):
+        """The store the records come from."""
+        return self.source.store if isinstance(self.source, StoreInput) else self.source
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -137,8 +159,9 @@ class CohortDataset(Dataset):
         index, epoch = item if isinstance(item, tuple) else (item, 0)
         x = self.source.read(int(self.rows[index]))
         if self.aug is not None:
-            x = augment(x, self.source.pipeline.fs, self.aug, np.random.default_rng([self.seed, epoch, index]))
-        return torch.from_numpy(x), torch.from_numpy(self.targets[index])
+            x = augment(x, self.fs, self.aug, np.random.default_rng([self.seed, epoch, index]))
+        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        return x if self.targets is None else (x, torch.from_numpy(self.targets[index]))
 
 
 def loader_workers(requested: int | None = None) -> int:
@@ -164,7 +187,7 @@ class CohortDataModule(L.LightningDataModule):
     """Train / validation loaders over a store for the rows of a cohort table's splits (``num_workers`` None:
     :func:`loader_workers` chooses)."""
 
-    def __init__(self, datasets: dict[str, CohortDataset], batch_size: int, num_workers: int | None, seed: int,
+    def __init__(self, datasets: dict[str, StoreDataset], batch_size: int, num_workers: int | None, seed: int,
                  order: str = "auto"):
         super().__init__()
         self.datasets, self.batch_size, self.num_workers, self.seed = datasets, batch_size, num_workers, seed
@@ -172,7 +195,7 @@ class CohortDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         data = self.datasets[split]
-        store = data.source.store
+        store = data.store
         if self.order == "part_blocks" or (self.order == "auto" and not store.location.local):
             sampler = PartBlockSampler(store.part_of(data.rows), self.seed, shuffle, shard=True,
                                        batch_size=self.batch_size, workers=loader_workers(self.num_workers))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -389,12 +389,24 @@ def completed_epochs(checkpoint: Path) -> int:
     return int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"]) + 1
 
 
-def predict_batches(model: nn.Module, spec: TaskSpec, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
-    """Decoded predictions of ``model`` over batches of signals (batch, leads, samples), on its own device."""
+def infer(model: nn.Module, batches: Iterable, call: Callable | None = None) -> Iterator:
+    """The one batch-inference loop: ``call`` (default ``model`` itself) on each batch of signals (batch, leads,
+    samples; a tensor or an array), in eval mode without gradients on the model's own device; yields each
+    output (a tensor, or a tuple of them) as float32 on the CPU. Prediction, embedding and motion generation
+    all run through it."""
     model.eval()
     device = next(model.parameters()).device
+    call = call or model
     with torch.no_grad():
-        outs = [model(batch.to(device)).float().cpu().numpy() for batch in batches]
+        for batch in batches:
+            x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+            out = call(x.to(device))
+            yield tuple(o.float().cpu() for o in out) if isinstance(out, tuple) else out.float().cpu()
+
+
+def predict_batches(model: nn.Module, spec: TaskSpec, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
+    """Decoded predictions of ``model`` over batches of signals (batch, leads, samples), on its own device."""
+    outs = [out.numpy() for out in infer(model, batches)]
     return spec.decode(np.concatenate(outs) if outs else np.empty((0, spec.n_outputs), dtype=np.float32))
 
 

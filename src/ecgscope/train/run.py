@@ -33,7 +33,7 @@ from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, operating_thresholds, save_model
 from ecgscope.train.card import model_card, performance
-from ecgscope.train.datamodule import CohortDataModule, CohortDataset, EpochSeededSampler, make_loader
+from ecgscope.train.datamodule import CohortDataModule, EpochSeededSampler, StoreDataset, make_loader
 from ecgscope.train.finetune import (
     FrozenInEval,
     GradualUnfreezing,
@@ -56,7 +56,7 @@ from ecgscope.train.ood import FAR_PERCENTILE, REFERENCE_MAX_ECGS, OODReference,
 from ecgscope.train.trainer import fit, make_trainer
 
 
-def _predict(module: MultiTaskModule, data: CohortDataset, batch_size: int,
+def _predict(module: MultiTaskModule, data: StoreDataset, batch_size: int,
              num_workers: int | None) -> dict[str, np.ndarray]:
     loader = make_loader(data, batch_size, EpochSeededSampler(len(data), 0, shuffle=False), num_workers)
     return predict_batches(module, module.spec, (x for x, _ in loader))
@@ -170,7 +170,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
     source = StoreInput(pipeline, store, model=str(init_from) if pretrained is not None else cfg.model.name)
     source.refuse_short(cohort["ecg_row"].to_numpy(), f"{cfg.data.cohort} on store {store.root}")
     seed = cfg.train.seed
-    data = {s: CohortDataset(source, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s],
+    data = {s: StoreDataset(source, cohort["ecg_row"].to_numpy()[split == s], encoded[split == s],
                              cfg.train.augment if s == "train" else None, seed)
             for s in ("train", "val", "calibration", "test")}
     if not len(data["train"]) or not len(data["val"]):
