@@ -185,3 +185,20 @@ def test_progress_outside_a_terminal_is_a_line_per_tenth():
     assert len(counted) == 10 and counted[-1].startswith("simulating: 95 of 95")
     assert [line.split(" (")[0] for line in lines if line.startswith("ingesting")] == [
         "ingesting: 25,000", "ingesting: 25,001 done"]
+
+
+def test_stage_times_of_two_studies_side_by_side_end_with_the_wall_time(tmp_path):
+    from ecgscope.cli import _stage_times
+    from ecgscope.studies.timing import StageClock
+
+    laps = []
+    a, b = StageClock(on_lap=lambda: laps.append("a")), StageClock()
+    a.lap("A: one")
+    a.lap("A: two")
+    b.lap("B: one")
+    assert laps == ["a", "a"]  # the demo hands study A every core back here once study B is done
+    assert b.__getstate__()["on_lap"] is None  # study B's clock comes back from its process without a callback
+    _stage_times([a, b], tmp_path, wall_s=12.5)
+    table = pd.read_csv(tmp_path / "stage_times.csv")
+    assert list(table.stage) == ["A: one", "A: two", "B: one", "total wall time (A and B side by side)"]
+    assert table.seconds.iloc[-1] == 12.5 and table.share.iloc[:2].sum() == pytest.approx(1.0, abs=1e-3)
