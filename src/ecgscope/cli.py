@@ -254,14 +254,19 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
             torch.set_num_threads(os.cpu_count() or 1)
 
     clock = StageClock(on_lap=all_cores_once_b_is_done)
+    finished = False
     try:
         result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model, clock=clock, lr_grid=full)
         report_b, clock_b = b_running.result() if b_running else (None, None)
+        finished = True
     except (EcgscopeError, ValueError, KeyError) as exc:
         _fail(exc)
     finally:
+        if pool is not None and not finished:  # study A failed or was interrupted: stop B, do not wait for it
+            for process in list(getattr(pool, "_processes", {}).values()):  # the executor has no public kill
+                process.terminate()
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            pool.shutdown(wait=finished, cancel_futures=True)
     table = Table("target", "metric", "ECG model [95% CI]", "oracle [95% CI]", "n / pos.",
                   title="Held-out test patients (bootstrap CIs over patients)")
     m = result.metrics

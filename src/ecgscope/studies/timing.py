@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 
@@ -37,9 +36,3 @@ class StageClock:
         table["share"] = table["seconds"] / total if total else 0.0
         return pd.concat([table, pd.DataFrame([{"stage": "total", "seconds": total, "share": 1.0}])],
                          ignore_index=True)
-
-    def write(self, path: str | Path) -> None:
-        """Write :meth:`table` as CSV."""
-        from ecgscope.io import write_text
-
-        write_text(Path(path), self.table().round({"seconds": 1, "share": 3}).to_csv(index=False))
