@@ -139,9 +139,8 @@ class StoreDataset(Dataset):
         from ecgscope.store import Store
 
         self.source = Store(source) if isinstance(source, str | os.PathLike) else source
-        store = self.source.store if isinstance(self.source, StoreInput) else self.source
-        self.fs = self.source.pipeline.fs if isinstance(self.source, StoreInput) else store.config.fs
-        self.rows = np.arange(len(store)) if rows is None else np.asarray(rows, dtype=np.int64)
+        self.fs = self.source.pipeline.fs if isinstance(self.source, StoreInput) else self.store.config.fs
+        self.rows = np.arange(len(self.store)) if rows is None else np.asarray(rows, dtype=np.int64)
         self.targets = None if targets is None else np.asarray(targets, dtype=np.float32)
         if self.targets is not None and len(self.targets) != len(self.rows):
             raise ValueError(f"{len(self.targets)} target rows for {len(self.rows)} records")
