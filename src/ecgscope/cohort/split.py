@@ -9,6 +9,31 @@ from sklearn.model_selection import StratifiedGroupKFold
 from ecgscope.cohort.link import CohortError
 
 
+class GroupedStratifiedKFold(StratifiedGroupKFold):
+    """scikit-learn's ``StratifiedGroupKFold``, with its greedy choice of a fold for each patient computed for
+    all folds at once: the same folds (tested equal), in a fraction of the time. Its loop over folds, called
+    once per patient, took ~13 s to split 6,000 patients into 20 folds, and nested cross-validation splits
+    again and again."""
+
+    def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
+        k = self.n_splits
+        # (candidate, fold, class): candidate i is the fold counts with this patient added to fold i. Each
+        # candidate's table keeps scikit-learn's layout and is reduced along the same axis, so numpy sums it
+        # in the same order and every figure, ties and last bits included, is the one scikit-learn computes
+        candidates = np.repeat(y_counts_per_fold[None], k, axis=0)
+        candidates[np.arange(k), np.arange(k)] += group_y_counts
+        spread = np.std(candidates / y_cnt.reshape(1, 1, -1), axis=1)
+        evals = spread.mean(axis=1).tolist()
+        in_fold = y_counts_per_fold.sum(axis=1).tolist()
+        best_fold, min_eval, min_samples_in_fold = None, np.inf, np.inf
+        for i in range(k):  # scikit-learn's rule: the most even classes, ties (np.isclose) to the smaller fold
+            close = (abs(evals[i] - min_eval) <= 1e-8 + 1e-5 * abs(min_eval) and min_eval != np.inf) \
+                or evals[i] == min_eval
+            if evals[i] < min_eval or (close and in_fold[i] < min_samples_in_fold):
+                best_fold, min_eval, min_samples_in_fold = i, evals[i], in_fold[i]
+        return best_fold
+
+
 def check_no_leakage(table: pd.DataFrame, split_column: str = "split", patient_column: str = "patient_id") -> None:
     """Raise ``CohortError`` if any patient appears in more than one split."""
     per_patient = table.groupby(patient_column)[split_column].nunique()
@@ -27,7 +52,7 @@ def patient_kfold(table: pd.DataFrame, k: int = 5, stratify: str | None = None, 
                           "(pair more studies, e.g. with a wider window, or add data)")
     y = table[stratify].fillna(-1).astype(int).to_numpy() if stratify else np.zeros(len(table), dtype=int)
     folds = np.empty(len(table), dtype=int)
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    splitter = GroupedStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for fold, (_, test) in enumerate(splitter.split(np.zeros(len(table)), y, table[patient_column])):
         folds[test] = fold
     return pd.Series(folds, index=table.index, name="fold")

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import StackingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from ecgscope.cohort.split import GroupedStratifiedKFold
 from ecgscope.errors import EcgscopeError
 
 #: The L2 penalties each base learner chooses from (inverse strength C).
@@ -48,7 +48,7 @@ class PatientFolds:
     def split(self, X, y, groups=None):
         """Yield (train, test) row indices."""
         if isinstance(X, pd.DataFrame) and PATIENT_COLUMN in X.columns:
-            folds = StratifiedGroupKFold(self.n_splits, shuffle=True, random_state=self.seed)
+            folds = GroupedStratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed)
             yield from folds.split(X, y, X[PATIENT_COLUMN].to_numpy())
         else:
             yield from StratifiedKFold(self.n_splits, shuffle=True, random_state=self.seed).split(X, y)
@@ -134,11 +134,6 @@ def _check(features: pd.DataFrame, blocks: dict[str, list[str]]) -> None:
         raise EnsembleError(f"the feature table lacks {len(missing)} column(s), e.g. {missing[:3]}")
 
 
-def _models(blocks: dict[str, list[str]], seed: int, folds: int) -> dict[str, object]:
-    parts = {name: block_learner(cols, seed) for name, cols in blocks.items()}
-    return {"ensemble": stacking_model(blocks, seed, folds), **parts}
-
-
 def _labels(y) -> np.ndarray:
     y = np.asarray(y, float)
     if np.isnan(y).any():
@@ -155,8 +150,9 @@ def fit_ensemble(features: pd.DataFrame, y, blocks: dict[str, list[str]], seed: 
     _check(features, blocks)
     y = _labels(y)
     features = with_patients(features, groups)
-    models = {name: clone(model).fit(features, y) for name, model in _models(blocks, seed, folds).items()}
-    return StackedEnsemble(blocks, models)
+    ensemble = stacking_model(blocks, seed, folds).fit(features, y)
+    # the stack fits each block's learner on all rows, as fitting the block alone would: each part is that fit
+    return StackedEnsemble(blocks, {"ensemble": ensemble, **dict(zip(blocks, ensemble.estimators_, strict=True))})
 
 
 def cross_fitted(features: pd.DataFrame, y, groups, blocks: dict[str, list[str]], seed: int = 0,
@@ -165,7 +161,7 @@ def cross_fitted(features: pd.DataFrame, y, groups, blocks: dict[str, list[str]]
     _check(features, blocks)
     y = _labels(y)
     out = pd.DataFrame(index=features.index, columns=["ensemble", *blocks], dtype=float)
-    outer = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    outer = GroupedStratifiedKFold(folds, shuffle=True, random_state=seed)
     groups = np.asarray(groups)
     for train, test in outer.split(features, y, groups):
         fitted = fit_ensemble(features.iloc[train], y[train], blocks, seed, folds, groups=groups[train])
