@@ -3,6 +3,7 @@
 import numpy as np
 
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
+from ecgscope.evaluate.metrics import PatientResampler
 
 
 def _scores(rng, n=400, noise_a=1.0, noise_b=1.0):
@@ -37,3 +38,15 @@ def test_bootstrap_resamples_patients_not_rows():
     _, lo_p, hi_p = bootstrap_ci(mae, y, pred, groups, n_boot=300)
     _, lo_r, hi_r = bootstrap_ci(mae, y, pred, None, n_boot=300)
     assert (hi_p - lo_p) > 3 * (hi_r - lo_r)
+
+
+def test_a_patient_resample_holds_each_drawn_patients_rows_in_draw_order():
+    groups = np.array(["c", "a", "b", "a", "c", "a", "d"])  # unsorted, uneven: 3, 1, 2 and 1 rows
+    draws = [PatientResampler(groups).draw(np.random.default_rng(seed)) for seed in range(20)]
+    patients = np.unique(groups)
+    for seed, rows in enumerate(draws):
+        drawn = patients[np.random.default_rng(seed).integers(0, 4, 4)]  # the same generator, the same patients
+        expected = np.concatenate([np.flatnonzero(groups == p) for p in drawn])
+        assert rows.tolist() == expected.tolist()
+    one_each = PatientResampler(np.arange(5)).draw(np.random.default_rng(0))
+    assert one_each.tolist() == np.random.default_rng(0).integers(0, 5, 5).tolist()

@@ -13,7 +13,7 @@ from scipy import optimize, special, stats
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from ecgscope.evaluate.metrics import auroc, patient_rows
+from ecgscope.evaluate.metrics import PatientResampler, auroc
 
 
 def auprc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -199,11 +199,11 @@ def net_benefit(y_true: np.ndarray, prob: np.ndarray, thresholds: np.ndarray | N
 def _banded(curve, y: np.ndarray, score: np.ndarray, groups: np.ndarray | None, n_boot: int,
             seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A curve (``curve(y, score)`` on a fixed grid) and its patient-bootstrap 95 % band (low, high)."""
-    rows_of = patient_rows(np.arange(len(y)) if groups is None else np.asarray(groups))
+    resampler = PatientResampler.of(len(y), groups)
     rng = np.random.default_rng(seed)
     curves = []
     for _ in range(n_boot):
-        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        pick = resampler.draw(rng)
         if 0 < y[pick].sum() < len(pick):
             curves.append(curve(y[pick], score[pick]))
     point = curve(y, score)

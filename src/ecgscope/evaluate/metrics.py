@@ -40,10 +40,34 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(1 - np.sum((y_true - y_pred) ** 2) / total) if total > 0 else float("nan")
 
 
-def patient_rows(groups: np.ndarray) -> list[np.ndarray]:
-    """Row indices of each patient (group), in the order of ``np.unique``."""
-    _, inverse = np.unique(groups, return_inverse=True)
-    return np.split(np.argsort(inverse, kind="stable"), np.cumsum(np.bincount(inverse))[:-1])
+class PatientResampler:
+    """Bootstrap resamples of patients, not rows: each draw picks as many patients as there are, with
+    replacement, and returns the rows of every patient drawn (a patient's ECGs stay together), in draw order.
+
+    Built once per bootstrap; a draw is a few vectorised index operations, not a loop over patients (inside a
+    bootstrap it cost more than the metrics)."""
+
+    def __init__(self, groups: np.ndarray):
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        self._rows = np.argsort(inverse, kind="stable")  # rows ordered by patient (np.unique's order)
+        self._counts = np.bincount(inverse)
+        self._starts = np.cumsum(self._counts) - self._counts
+        self.n_patients = len(self._counts)
+        self._one_row_each = bool(np.all(self._counts == 1))
+
+    @classmethod
+    def of(cls, n_rows: int, groups: np.ndarray | None) -> PatientResampler:
+        """Resample ``groups`` (patients), or each of ``n_rows`` rows alone when there are none."""
+        return cls(np.arange(n_rows) if groups is None else groups)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """The rows of one resample."""
+        patients = rng.integers(0, self.n_patients, self.n_patients)
+        if self._one_row_each:
+            return self._rows[patients]
+        counts = self._counts[patients]
+        first = np.repeat(self._starts[patients] - (np.cumsum(counts) - counts), counts)
+        return self._rows[first + np.arange(counts.sum())]
 
 
 def bootstrap_metrics(metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]], y_true: np.ndarray,
@@ -62,11 +86,11 @@ def bootstrap_metrics_counted(metrics: dict[str, Callable[[np.ndarray, np.ndarra
     """As :func:`bootstrap_metrics`, with the number of resamples that gave a finite value (the rest, e.g.
     resamples without a positive patient, are left out of the CI)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rows_of = patient_rows(np.arange(len(y_true)) if groups is None else np.asarray(groups))
+    resampler = PatientResampler.of(len(y_true), groups)
     rng = np.random.default_rng(seed)
     stats: dict[str, list[float]] = {name: [] for name in metrics}
     for _ in range(n_boot):
-        pick = np.concatenate([rows_of[g] for g in rng.integers(0, len(rows_of), len(rows_of))])
+        pick = resampler.draw(rng)
         for name, metric in metrics.items():
             value = metric(y_true[pick], y_pred[pick])
             if np.isfinite(value):
