@@ -288,3 +288,24 @@ def test_write_record_writes_the_bytes_wfdb_writes(tmp_path, fs, when, comments)
     for ext in (".hea", ".dat"):
         assert (tmp_path / "ours" / f"rec{ext}").read_bytes() == (tmp_path / f"rec{ext}").read_bytes()
     assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == ["rec.dat", "rec.hea"]  # no partials left
+
+
+def test_wfdb_signals_read_from_the_checked_header_are_rdrecords(tmp_path, leads_uv):
+    # the reader parses each header once and reads the signal from it; the record must be rdrecord's, field
+    # for field, on every real WFDB record here (formats 16 and 212, uV and mV) and on a format-212 write
+    from ecgscope.io.wfdb import _read_signals
+
+    wfdb.wrsamp("r212", fs=500, units=["uV"] * 8, sig_name=list(leads_uv), fmt=["212"] * 8,
+                p_signal=np.column_stack(list(leads_uv.values())), write_dir=str(tmp_path))
+    headers = [*sorted(SHARED_DATA.rglob("*.hea")), tmp_path / "r212.hea"]
+    assert len(headers) > 10
+    for header in headers:
+        base = header.with_suffix("")
+        expected = wfdb.rdrecord(str(base), physical=True)
+        got = _read_signals(wfdb.rdheader(str(base)), base)
+        for name, value in vars(expected).items():
+            ours = getattr(got, name)
+            if isinstance(value, np.ndarray):
+                assert np.array_equal(ours, value, equal_nan=True) and ours.dtype == value.dtype, (header, name)
+            else:
+                assert ours == value, (header, name)

@@ -123,6 +123,9 @@ def mv_factor(unit: str, where: str) -> float:
 
 def typical_p2p_mv(signal: np.ndarray) -> float:
     """Median over leads of each lead's robust peak-to-peak (0.5th to 99.5th percentile), in the signal's unit."""
+    if np.isfinite(signal).all():  # the usual case, in one pass: nanpercentile works lead by lead
+        low, high = np.percentile(signal, [0.5, 99.5], axis=1)
+        return float(np.median(high - low))
     finite = np.where(np.isfinite(signal), signal, np.nan)
     return float(np.nanmedian(np.nanpercentile(finite, 99.5, axis=1) - np.nanpercentile(finite, 0.5, axis=1)))
 

@@ -172,6 +172,26 @@ def record_patient_id(base: Path, comments: Sequence[str]) -> str:
     return base.name
 
 
+def _read_signals(header: wfdb.Record, base: Path) -> wfdb.Record:
+    """``wfdb.rdrecord(base, physical=True)`` for a single-segment record whose header is already parsed and
+    checked: the same steps on the same header object, without parsing the header a second time (wfdb's
+    header parser was about half of reading a 12-lead record; tests/test_readers.py holds the result equal to
+    ``rdrecord``'s)."""
+    from wfdb.io import _signal
+
+    channels = list(range(header.n_sig))
+    header.check_read_inputs(0, header.sig_len, channels, True, True, 64)
+    header.e_d_signal = _signal._rd_segment(
+        file_name=header.file_name, dir_name=os.path.abspath(base.parent), pn_dir=None, fmt=header.fmt,
+        n_sig=header.n_sig, sig_len=header.sig_len, byte_offset=header.byte_offset,
+        samps_per_frame=header.samps_per_frame, skew=header.skew, init_value=header.init_value, sampfrom=0,
+        sampto=header.sig_len, channels=channels, ignore_skew=False, no_file=False, sig_data=None, return_res=64)
+    header._arrange_fields(channels=channels, sampfrom=0, smooth_frames=True)
+    header.dac(expanded=False, return_res=64, inplace=True)
+    header.convert_dtype(True, 64, True)
+    return header
+
+
 def load_record(path: str | Path, **fields) -> ECG:
     """Read one WFDB record as an ECG in mV with canonical lead names; ``fields`` fill ids and metadata
     (demographics the header's comments carry are kept where ``fields`` give none)."""
@@ -189,7 +209,7 @@ def load_record(path: str | Path, **fields) -> ECG:
         raise InvalidRecord(where, f"unreadable WFDB header ({type(exc).__name__}: {exc})") from exc
     _check_header_against_files(header, base, where)
     try:
-        record = wfdb.rdrecord(str(base), physical=True)
+        record = _read_signals(header, base)
     except Exception as exc:
         raise InvalidRecord(where, f"unreadable WFDB signal ({type(exc).__name__}: {exc})") from exc
     units = record.units or ["mV"] * record.n_sig
