@@ -208,10 +208,16 @@ def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bo
     from ecgscope.studies.echo_study import run_echo_study
     from ecgscope.studies.timing import StageClock
 
-    if threads:
+    if threads:  # the second process, started by spawn
+        import multiprocessing
+
         import torch
 
         torch.set_num_threads(threads)
+        # a spawned process inherits spawn as its start method, so each of study B's ingest and simulation
+        # pools would start its workers afresh (importing scipy and the readers, ~2 s each); back to the
+        # platform's default, as study A's process has
+        multiprocessing.set_start_method(None, force=True)
     clock = StageClock()
     epochs = {"pretrain_epochs": FULL_PRETRAIN_EPOCHS // (1 if full else 2),
               "motion_epochs": FULL_MOTION_EPOCHS // (1 if full else 2)}
