@@ -203,6 +203,18 @@ def _stage_times(clocks: list, out: Path, wall_s: float) -> None:
     console.print(shown)
 
 
+def _use_threads(n: int) -> None:
+    """Run torch and the native thread pools (OpenBLAS under NumPy and scikit-learn, OpenMP) on ``n`` threads.
+    Side by side, each study gets half the cores: a pool left at every core spins on cores the other study is
+    using, so scikit-learn's fits cost far more CPU time for little less wall time (and give the same
+    predictions on one thread as on two)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(n)
+    threadpool_limits(n)
+
+
 def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bool, full: bool):
     """Study B, in this process or a second one: its report and its stage clock."""
     from ecgscope.studies.echo_study import run_echo_study
@@ -211,9 +223,7 @@ def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bo
     if threads:  # the second process, started by spawn
         import multiprocessing
 
-        import torch
-
-        torch.set_num_threads(threads)
+        _use_threads(threads)
         # a spawned process inherits spawn as its start method, so each of study B's ingest and simulation
         # pools would start its workers afresh (importing scipy and the readers, ~2 s each); back to the
         # platform's default, as study A's process has
@@ -244,20 +254,16 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
         return
     pool = b_running = None
     if study == "both":  # side by side: both studies' single-threaded stages overlap, and neither waits
-        import torch
-
         half = max(1, (os.cpu_count() or 2) // 2)
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         b_running = pool.submit(_study_b, Path(out) / "echo", seed, model, half, False, full)
-        torch.set_num_threads(half)
+        _use_threads(half)
         console.print(f"study B runs in a second process beside study A ({half} thread(s) each); its results "
                       "follow study A's")
 
     def all_cores_once_b_is_done() -> None:
         if b_running is not None and b_running.done():
-            import torch
-
-            torch.set_num_threads(os.cpu_count() or 1)
+            _use_threads(os.cpu_count() or 1)
 
     clock = StageClock(on_lap=all_cores_once_b_is_done)
     finished = False
