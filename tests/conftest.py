@@ -25,8 +25,24 @@ def ludb_leads_uv() -> dict:
 
 
 def pytest_configure(config):
-    """Every ingest in the tests pseudonymizes with a throw-away key, never the user's own."""
+    """Every ingest in the tests pseudonymizes with a throw-away key, never the user's own; and each of the
+    suite's parallel workers keeps to its share of the cores."""
     os.environ["ECGSCOPE_PSEUDONYM_KEY_FILE"] = str(Path(tempfile.mkdtemp(prefix="ecgscope-key-")) / "key")
+    _share_the_cores(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+
+
+def _share_the_cores(workers: int) -> None:
+    """Give torch and the native thread pools (OpenBLAS, OpenMP) cores / ``workers`` threads, here and in the
+    commands the tests start: ``make test`` runs one worker per core, and a worker whose pools spin on every
+    core slows the others."""
+    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
 
 
 @pytest.fixture(scope="session")
