@@ -3,7 +3,7 @@
 import numpy as np
 
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
-from ecgscope.evaluate.metrics import PatientResampler
+from ecgscope.evaluate.metrics import PatientResampler, per_resample
 
 
 def _scores(rng, n=400, noise_a=1.0, noise_b=1.0):
@@ -50,3 +50,11 @@ def test_a_patient_resample_holds_each_drawn_patients_rows_in_draw_order():
         assert rows.tolist() == expected.tolist()
     one_each = PatientResampler(np.arange(5)).draw(np.random.default_rng(0))
     assert one_each.tolist() == np.random.default_rng(0).integers(0, 5, 5).tolist()
+
+
+def test_a_per_resample_figure_is_computed_once_per_pair_of_arrays():
+    calls = []
+    counts = per_resample(lambda y, p: calls.append(1) or float(np.sum(p[y == 1])))
+    y, p = np.array([0, 1, 1]), np.array([0.2, 0.7, 0.9])
+    assert counts(y, p) == counts(y, p) == 1.6 and len(calls) == 1
+    assert counts(y.copy(), p) == 1.6 and len(calls) == 2  # another resample: other arrays, computed again

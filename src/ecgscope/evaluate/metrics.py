@@ -40,6 +40,20 @@ def r2(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(1 - np.sum((y_true - y_pred) ** 2) / total) if total > 0 else float("nan")
 
 
+def per_resample(fn: Callable[[np.ndarray, np.ndarray], object]) -> Callable[[np.ndarray, np.ndarray], object]:
+    """``fn(y, p)``, computed once for the two arrays of one resample however many metrics read parts of it
+    (sensitivity, specificity and PPV share one confusion table). The bootstrap hands every metric the same two
+    array objects, and the cache holds them, so their identity is a safe key."""
+    last: list = [None, None, None]
+
+    def cached(y: np.ndarray, p: np.ndarray):
+        if last[0] is not y or last[1] is not p:
+            last[:] = [y, p, fn(y, p)]
+        return last[2]
+
+    return cached
+
+
 class PatientResampler:
     """Bootstrap resamples of patients, not rows: each draw picks as many patients as there are, with
     replacement, and returns the rows of every patient drawn (a patient's ECGs stay together), in draw order.
@@ -91,8 +105,9 @@ def bootstrap_metrics_counted(metrics: dict[str, Callable[[np.ndarray, np.ndarra
     stats: dict[str, list[float]] = {name: [] for name in metrics}
     for _ in range(n_boot):
         pick = resampler.draw(rng)
+        resampled = y_true[pick], y_pred[pick]  # the same two arrays for every metric (see per_resample)
         for name, metric in metrics.items():
-            value = metric(y_true[pick], y_pred[pick])
+            value = metric(*resampled)
             if np.isfinite(value):
                 stats[name].append(value)
     out = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgscope.evaluate.metrics import mae, r2
+from ecgscope.evaluate.metrics import mae, per_resample, r2
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -35,9 +35,10 @@ def bland_altman(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 
 
 #: Every regression metric by name, as (y_true, y_pred) -> float, for tables with bootstrap CIs.
+_agreement = per_resample(bland_altman)
 REGRESSION_METRICS = {
     "MAE": mae, "RMSE": rmse, "R2": r2, "Pearson r": pearson_r, "CCC": concordance_correlation,
-    "bias": lambda y, p: bland_altman(y, p)["bias"],
-    "LoA low": lambda y, p: bland_altman(y, p)["loa_low"],
-    "LoA high": lambda y, p: bland_altman(y, p)["loa_high"],
+    "bias": lambda y, p: _agreement(y, p)["bias"],
+    "LoA low": lambda y, p: _agreement(y, p)["loa_low"],
+    "LoA high": lambda y, p: _agreement(y, p)["loa_high"],
 }

@@ -23,7 +23,7 @@ from ecgscope.evaluate.classification import (
     predictive_values_at,
     threshold_metrics,
 )
-from ecgscope.evaluate.metrics import auroc, bootstrap_metrics_counted
+from ecgscope.evaluate.metrics import auroc, bootstrap_metrics_counted, per_resample
 from ecgscope.evaluate.regression import REGRESSION_METRICS
 
 COLUMNS = ["target", "kind", "subgroup", "level", "n", "n_positive", "metric", "estimate", "ci_low", "ci_high",
@@ -51,13 +51,13 @@ def binary_metrics(threshold: float, probabilities: bool = True, prevalences: tu
     """Metric functions for a binary target at a fixed operating threshold, with PPV and NPV also at each of
     ``prevalences`` (from the sensitivity and specificity, whatever the evaluated set's own prevalence)."""
     metrics = {"AUROC": auroc, "AUPRC": auprc}
+    counts = per_resample(lambda y, p: threshold_metrics(y, p, threshold))
     for name in ("sensitivity", "specificity", "ppv", "npv"):
-        metrics[name.upper() if len(name) == 3 else name] = (
-            lambda y, p, name=name: threshold_metrics(y, p, threshold)[name])
+        metrics[name.upper() if len(name) == 3 else name] = lambda y, p, name=name: counts(y, p)[name]
     for prevalence in prevalences:
         for name in ("ppv", "npv"):
             def reweighted(y, p, name=name, prevalence=prevalence):
-                found = threshold_metrics(y, p, threshold)
+                found = counts(y, p)
                 return predictive_values_at(found["sensitivity"], found["specificity"], prevalence)[name]
             metrics[f"{name.upper()} at {100 * prevalence:g} % prevalence"] = reweighted
     if probabilities:
