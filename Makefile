@@ -33,7 +33,7 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -n 2 --durations=10
+	$(BIN)/python -m pytest -n 2 --maxschedchunk 1 --durations=10
 
 # the documentation site, into build/site; --strict fails on a broken link, anchor or API reference
 # (make test builds it too, in tests/test_docs.py)

@@ -31,6 +31,12 @@ def pytest_configure(config):
     _share_the_cores(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The long tests first (``make test`` hands them out one at a time): started last, one of them would
+    leave the other workers idle at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def _share_the_cores(workers: int) -> None:
     """Give torch and the native thread pools (OpenBLAS, OpenMP) cores / ``workers`` threads, here and in the
     commands the tests start: ``make test`` runs one worker per core, and a worker whose pools spin on every

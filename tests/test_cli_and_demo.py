@@ -44,6 +44,7 @@ def test_presets_command_lists_every_preset():
         assert name in result.output
 
 
+@pytest.mark.long
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     result = run_demo(out=tmp_path / "demo", n=400, epochs=1, model_name="compact_cnn_tiny", progress=False,
                       n_hospital=150, n_prospective=40, n_survival=300, n_boot=20, small_hospital_train=30,

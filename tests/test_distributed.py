@@ -127,6 +127,7 @@ def test_ddp_validation_metrics_are_those_of_all_ranks_predictions(data, tmp_pat
     assert abs(one_rank["val/mae_rvef"] - best["val/mae_rvef"]) > 1e-3
 
 
+@pytest.mark.long
 def test_a_ddp_run_killed_mid_run_resumes_to_identical_weights(data, tmp_path):
     whole = tmp_path / "whole"
     _finish(_train(_config(data, whole, epochs=3)))

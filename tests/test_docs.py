@@ -37,6 +37,7 @@ def _environment(tmp_path: Path) -> dict:
     return env
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("page", [p for p in EXECUTED if p.name not in INSTALL_PAGES],
                          ids=lambda p: str(p.relative_to(DOCS)))
 def test_page_runs_as_written(page, tmp_path):

@@ -9,6 +9,7 @@ from ecgscope.report.html import build_report
 from ecgscope.studies.echo_study import run_echo_study
 
 
+@pytest.mark.long
 def test_echo_study_runs_end_to_end_and_reports_beside_the_published_numbers(tmp_path):
     out = tmp_path / "demo" / "echo"
     report = run_echo_study(out, n_dev=160, n_external=120, n_code15=200, n_echonext=300, pretrain_epochs=1,

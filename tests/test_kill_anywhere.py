@@ -41,10 +41,12 @@ def test_ingest_killed_anywhere_ends_with_the_same_store(hospital_dir, tmp_path)
     _killed_runs("ingest", {"source": hospital_dir / "wfdb"}, tmp_path, seeds=(1, 2, 3))
 
 
+@pytest.mark.long
 def test_training_killed_anywhere_resumes_to_the_same_weights_and_metrics(work, tmp_path):
     _killed_runs("train", {"store": work / "store", "cohort": work / "cohort.parquet"}, tmp_path, seeds=(4,))
 
 
+@pytest.mark.long
 def test_pretraining_and_embedding_killed_anywhere_end_as_uninterrupted(work, tmp_path):
     _killed_runs("pretrain", {"store": work / "store"}, tmp_path / "pretrain", seeds=(5,))
     encoder = tmp_path / "pretrain" / "clean" / "model"

@@ -38,6 +38,7 @@ def test_device_choice_with_torch_cuda_patched(monkeypatch, cuda, bf16, expected
     assert select_device() == expected
 
 
+@pytest.mark.long
 def test_the_multitask_module_learns_a_signal():
     rng = np.random.default_rng(0)
     n, t = 600, 200

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ecgscope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +26,7 @@ def _run(args: list, **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.long
 def test_the_wheel_installs_into_a_clean_environment_and_runs_the_demo(tmp_path):
     source = tmp_path / "source"  # a copy, so building leaves nothing in the checkout
     shutil.copytree(REPO, source, ignore=NOT_SOURCE)
