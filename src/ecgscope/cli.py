@@ -162,6 +162,8 @@ def demo(
                                        "chosen from a grid on validation loss, and study B's encoder pretrained "
                                        f"for {FULL_PRETRAIN_EPOCHS} epochs and its motion GAN trained for "
                                        f"{FULL_MOTION_EPOCHS}")] = False,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="bootstrap resamples behind every confidence "
+                                        "interval")] = 500,
     overwrite: Overwrite = False,
 ) -> None:
     """Reproduce the two studies on simulated cohorts: A, RV size and function (ukb -> hospital -> prospective,
@@ -177,10 +179,11 @@ def demo(
         _fail(ValueError(f"--study must be a, b or both, not {study!r}"))
     _require(n >= 100, f"--n must be at least 100 subjects (the study splits them three ways), not {n}")
     _require(epochs >= 1, f"--epochs must be at least 1, not {epochs}")
+    _require(n_boot >= 20, f"--n-boot must be at least 20 resamples, not {n_boot}")
     _writable_target(out, "--out", folder=True, overwrite=overwrite)
     try:
         with exclusive_run(out):
-            _demo(out, n, epochs, seed, model, study, full)
+            _demo(out, n, epochs, seed, model, study, full, n_boot)
     except RunInUseError as exc:
         _fail(exc)
 
@@ -215,7 +218,7 @@ def _use_threads(n: int) -> None:
     threadpool_limits(n)
 
 
-def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bool, full: bool):
+def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bool, full: bool, n_boot: int = 500):
     """Study B, in this process or a second one: its report and its stage clock."""
     from ecgscope.studies.echo_study import run_echo_study
     from ecgscope.studies.timing import StageClock
@@ -231,10 +234,12 @@ def _study_b(out: Path, seed: int, model: str, threads: int | None, progress: bo
     clock = StageClock()
     epochs = {"pretrain_epochs": FULL_PRETRAIN_EPOCHS // (1 if full else 2),
               "motion_epochs": FULL_MOTION_EPOCHS // (1 if full else 2)}
-    return run_echo_study(out, seed=seed, encoder_model=model, clock=clock, progress=progress, **epochs), clock
+    return (run_echo_study(out, seed=seed, encoder_model=model, clock=clock, progress=progress, n_boot=n_boot,
+                           **epochs), clock)
 
 
-def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, full: bool = False) -> None:
+def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, full: bool = False,
+          n_boot: int = 500) -> None:
     import multiprocessing
     import time
     from concurrent.futures import ProcessPoolExecutor
@@ -245,7 +250,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
     started = time.perf_counter()
     if study == "b":
         try:
-            report_b, clock_b = _study_b(Path(out) / "echo", seed, model, None, True, full)
+            report_b, clock_b = _study_b(Path(out) / "echo", seed, model, None, True, full, n_boot)
         except (EcgscopeError, ValueError, KeyError) as exc:
             _fail(exc)
         console.print(headline_table(report_b.parent / "study.json"))
@@ -256,7 +261,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
     if study == "both":  # side by side: both studies' single-threaded stages overlap, and neither waits
         half = max(1, (os.cpu_count() or 2) // 2)
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        b_running = pool.submit(_study_b, Path(out) / "echo", seed, model, half, False, full)
+        b_running = pool.submit(_study_b, Path(out) / "echo", seed, model, half, False, full, n_boot)
         _use_threads(half)
         console.print(f"study B runs in a second process beside study A ({half} thread(s) each); its results "
                       "follow study A's")
@@ -268,7 +273,8 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
     clock = StageClock(on_lap=all_cores_once_b_is_done)
     finished = False
     try:
-        result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model, clock=clock, lr_grid=full)
+        result = run_demo(out=out, n=n, seed=seed, epochs=epochs, model_name=model, clock=clock, lr_grid=full,
+                          n_boot=n_boot)
         report_b, clock_b = b_running.result() if b_running else (None, None)
         finished = True
     except (EcgscopeError, ValueError, KeyError) as exc:

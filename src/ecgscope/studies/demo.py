@@ -134,17 +134,17 @@ def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, e
     for name in PHENOTYPES:
         yt = labels[name].to_numpy()[te]
         for source, score in (("ECG model", pred[name]), ("oracle", oracle_pred[name].to_numpy())):
-            est, lo, hi = bootstrap_ci(auroc, yt, score, groups, seed=seed)
+            est, lo, hi = bootstrap_ci(auroc, yt, score, groups, n_boot=n_boot, seed=seed)
             rows.append((name, "AUROC", source, est, lo, hi, int(yt.sum())))
     for name in REGRESSION:
         yt = labels[name].to_numpy()[te]
         for source, value in (("ECG model", pred[name]), ("oracle", oracle_pred[name].to_numpy())):
             for metric_name, fn in (("MAE", mae), ("R2", r2)):
-                est, lo, hi = bootstrap_ci(fn, yt, value, groups, seed=seed)
+                est, lo, hi = bootstrap_ci(fn, yt, value, groups, n_boot=n_boot, seed=seed)
                 rows.append((name, metric_name, source, est, lo, hi, int(te.sum())))
         lower, upper = pred[f"{name}_lower"], pred[f"{name}_upper"]
         inside = ((yt >= lower) & (yt <= upper)).astype(float)
-        est, lo, hi = bootstrap_ci(lambda a, b: float(np.mean(b)), yt, inside, groups, seed=seed)
+        est, lo, hi = bootstrap_ci(lambda a, b: float(np.mean(b)), yt, inside, groups, n_boot=n_boot, seed=seed)
         rows.append((name, "90% interval coverage", "ECG model", est, lo, hi, int(te.sum())))
     columns = ["target", "metric", "model", "estimate", "ci_low", "ci_high", "n_or_positives"]
     metrics = pd.DataFrame(rows, columns=columns)
@@ -176,12 +176,12 @@ def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, e
     clock.lap("A: ukb test metrics, oracle, figures")
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,
-                                         lr_grid=lr_grid, progress=progress)
+                                         lr_grid=lr_grid, n_boot=n_boot, progress=progress)
     clock.lap("A: transfer to the hospital (all training patients)")
     if small_hospital_train is not None:
         small_transfer, small_differences = run_transfer(
             out / "model", out / "transfer_small", n_train=small_hospital_train, cohorts_from=out / "transfer",
-            seed=seed, epochs=epochs, fs=MODEL_FS, lr_grid=lr_grid, progress=progress)
+            seed=seed, epochs=epochs, fs=MODEL_FS, lr_grid=lr_grid, n_boot=n_boot, progress=progress)
         transfer = pd.concat([small_transfer, transfer], ignore_index=True)
         differences = pd.concat([small_differences, differences], ignore_index=True)
         clock.lap(f"A: transfer with {small_hospital_train} hospital training patients")

@@ -78,14 +78,14 @@ def _reuse_cohort(preset: str, source: Path, out: Path, seed: int, n_train: int 
 
 def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prospective: int = 115, seed: int = 0,
                  epochs: int = 15, fs: float = 100.0, n_train: int | None = None, cohorts_from: Path | None = None,
-                 lr_grid: bool = True, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 lr_grid: bool = True, n_boot: int = 500, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare pretrained-only, from-scratch and fine-tuned models.
 
     ``n_train`` keeps only that many of the hospital's training patients (validation and test unchanged).
     ``cohorts_from`` reuses the hospital and prospective cohorts an earlier run (same seed) wrote in that
     directory instead of simulating them again, so two training-set sizes are scored on the same patients.
     ``lr_grid`` lets each arm choose its learning rate from ``LR_GRID`` on hospital validation loss; without
-    it both train at the default rate (neither is tuned).
+    it both train at the default rate (neither is tuned). ``n_boot``: bootstrap resamples behind each CI.
     Returns the metrics table (each model with its CI) and the paired differences (fine-tuned minus each
     other model on the same patients, with paired-bootstrap CIs), each with the number of hospital training
     patients; both are also written as CSV under ``out``.
@@ -138,12 +138,12 @@ def run_transfer(pretrained: Path, out: Path, *, n_hospital: int = 1500, n_prosp
             y = table[target].to_numpy()
             count = int(np.nansum(y)) if metric_name == "AUROC" else len(y)
             for model_name, pred in preds.items():
-                est, lo, hi = bootstrap_ci(metric, y, pred[target].to_numpy(), groups, seed=seed)
+                est, lo, hi = bootstrap_ci(metric, y, pred[target].to_numpy(), groups, n_boot=n_boot, seed=seed)
                 rows.append((cohort_name, model_name, target, metric_name, est, lo, hi, count))
             tuned = preds[FINE_TUNED][target].to_numpy()
             for other in (FROM_SCRATCH, PRETRAINED):
                 est, lo, hi = paired_difference_ci(metric, y, tuned, preds[other][target].to_numpy(), groups,
-                                                   seed=seed)
+                                                   n_boot=n_boot, seed=seed)
                 comparisons.append((cohort_name, f"fine-tuned minus {other}", target, metric_name, est, lo, hi))
     metrics = pd.DataFrame(rows, columns=["cohort", "model", "target", "metric", "estimate", "ci_low", "ci_high",
                                           "n_or_positives"]).assign(hospital_training_patients=n_hospital_train)
