@@ -11,9 +11,9 @@ from ecgscope.cohort.link import CohortError
 
 class GroupedStratifiedKFold(StratifiedGroupKFold):
     """scikit-learn's ``StratifiedGroupKFold``, with its greedy choice of a fold for each patient computed for
-    all folds at once: the same folds (tested equal), in a fraction of the time. Its loop over folds, called
-    once per patient, took ~13 s to split 6,000 patients into 20 folds, and nested cross-validation splits
-    again and again."""
+    all folds at once: the same folds (tested equal), in a fraction of the time. Its loop over folds runs once
+    per patient, so splitting thousands of patients into 20 folds took seconds, and nested cross-validation
+    splits again and again."""
 
     def _find_best_fold(self, y_counts_per_fold, y_cnt, group_y_counts):
         k = self.n_splits
