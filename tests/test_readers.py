@@ -291,9 +291,10 @@ def test_write_record_writes_the_bytes_wfdb_writes(tmp_path, fs, when, comments)
 
 
 def test_wfdb_signals_read_from_the_checked_header_are_rdrecords(tmp_path, leads_uv):
-    # the reader parses each header once and reads the signal from it; the record must be rdrecord's, field
+    # the reader parses each header once (its own, faster pass over wfdb's signal-line table, equal to
+    # rdheader's) and reads the signal from it; the record must be rdrecord's, field
     # for field, on every real WFDB record here (formats 16 and 212, uV and mV) and on a format-212 write
-    from ecgscope.io.wfdb import _read_signals
+    from ecgscope.io.wfdb import _read_header, _read_signals
 
     wfdb.wrsamp("r212", fs=500, units=["uV"] * 8, sig_name=list(leads_uv), fmt=["212"] * 8,
                 p_signal=np.column_stack(list(leads_uv.values())), write_dir=str(tmp_path))
@@ -301,8 +302,11 @@ def test_wfdb_signals_read_from_the_checked_header_are_rdrecords(tmp_path, leads
     assert len(headers) > 10
     for header in headers:
         base = header.with_suffix("")
-        expected = wfdb.rdrecord(str(base), physical=True)
-        got = _read_signals(wfdb.rdheader(str(base)), base)
+        expected, parsed = wfdb.rdrecord(str(base), physical=True), _read_header(base)
+        assert vars(parsed) == vars(wfdb.rdheader(str(base))), header  # our header parse is wfdb's
+        assert {k: [type(v) for v in vs] for k, vs in vars(parsed).items() if isinstance(vs, list)} == {
+            k: [type(v) for v in vs] for k, vs in vars(wfdb.rdheader(str(base))).items() if isinstance(vs, list)}
+        got = _read_signals(parsed, base)
         for name, value in vars(expected).items():
             ours = getattr(got, name)
             if isinstance(value, np.ndarray):

@@ -172,6 +172,66 @@ def record_patient_id(base: Path, comments: Sequence[str]) -> str:
     return base.name
 
 
+@functools.cache
+def _signal_specs() -> dict[str, tuple[object, str | None]]:
+    """wfdb's signal-field table as {field: (read default, "int" / "float" / None)}: looked up per field and
+    lead, a dict costs nanoseconds where the DataFrame's ``.loc`` costs microseconds."""
+    from wfdb.io import _header
+
+    kinds = {id(_header.int_types): "int", id(_header.float_types): "float"}
+    return {field: (row["read_default"], kinds.get(id(row["allowed_types"])))
+            for field, row in _header.SIGNAL_SPECS.iterrows()}
+
+
+def _signal_fields(lines: Sequence[str]) -> dict[str, list]:
+    """wfdb's ``_parse_signal_lines`` with its field table in a dict: the same regular expression, defaults and
+    casts (wfdb's version looked the table up in a DataFrame per field and lead, about 3 ms a 12-lead header)."""
+    from wfdb.io import _header
+
+    specs = _signal_specs()
+    fields: dict[str, list] = {field: [None] * len(lines) for field in specs}
+    for ch, line in enumerate(lines):
+        match = _header.rx_signal.match(line)
+        if match is None:
+            raise _header.HeaderSyntaxError("invalid syntax in signal line")
+        raw = match.groupdict()
+        for field, (default, kind) in specs.items():
+            value = raw[field]
+            if value == "":
+                value = default
+                if field == "baseline" and raw["adc_zero"] != "":
+                    value = int(raw["adc_zero"])  # a missing baseline defaults to the ADC zero
+            elif kind == "int":
+                value = int(value)
+            elif kind == "float":
+                value = float(value)
+                if field == "adc_gain" and value == 0:
+                    value = 200.0  # WFDB: a gain of 0 means 200
+            fields[field][ch] = value
+    return fields
+
+
+def _read_header(base: Path) -> wfdb.Record:
+    """``wfdb.rdheader(base)`` for a local record, its signal lines parsed by :func:`_signal_fields`
+    (multi-segment headers go to ``wfdb.rdheader`` itself; tests/test_readers.py holds the two equal)."""
+    from wfdb.io import _header, header
+
+    text = base.with_suffix(".hea").read_text(encoding="ascii", errors="ignore")
+    header_lines, comment_lines = header.parse_header_content(text)
+    record_fields = _header._parse_record_line(header_lines[0])
+    if record_fields["n_seg"] is not None:
+        return wfdb.rdheader(str(base))
+    record = wfdb.Record()
+    if len(header_lines) > 1:
+        for field, values in _signal_fields(header_lines[1:]).items():
+            setattr(record, field, values)
+    for field, value in record_fields.items():
+        if field != "n_seg":
+            setattr(record, field, value)
+    record.comments = [line.strip(" \t#") for line in comment_lines]
+    return record
+
+
 def _read_signals(header: wfdb.Record, base: Path) -> wfdb.Record:
     """``wfdb.rdrecord(base, physical=True)`` for a single-segment record whose header is already parsed and
     checked: the same steps on the same header object, without parsing the header a second time (wfdb's
@@ -204,7 +264,7 @@ def load_record(path: str | Path, **fields) -> ECG:
                                    "lead names and gains: put the .hea beside it")
     check_file(base.with_suffix(".hea"), where, max_bytes=2**20)
     try:
-        header = wfdb.rdheader(str(base))
+        header = _read_header(base)
     except Exception as exc:  # wfdb raises many types for broken headers
         raise InvalidRecord(where, f"unreadable WFDB header ({type(exc).__name__}: {exc})") from exc
     _check_header_against_files(header, base, where)
@@ -275,6 +335,13 @@ def _ptbxl_database(root: str) -> pd.DataFrame:
     return pd.read_csv(Path(root) / "ptbxl_database.csv", index_col="ecg_id")
 
 
+@functools.lru_cache(maxsize=8)
+def _ptbxl_rows(root: str) -> dict[int, dict]:
+    """The database's rows as dicts by ``ecg_id``: a row read this way costs microseconds, where ``.loc`` on
+    the mixed-type table took about 3 ms a record."""
+    return _ptbxl_database(root).to_dict("index")
+
+
 def discover_ptbxl(root: str | Path, rate: int | None = None, store_fs: float | None = None) -> Iterator[Source]:
     """PTB-XL records listed in ``ptbxl_database.csv``, at 500 Hz (``filename_hr``) or 100 Hz (``_lr``): the
     tree ``rate`` names, else the one closest to ``store_fs`` (500 Hz when neither is given)."""
@@ -297,7 +364,7 @@ def discover_ptbxl(root: str | Path, rate: int | None = None, store_fs: float | 
 def load_ptbxl(source: Source) -> ECG:
     """Read one PTB-XL record with its demographics, fold and recording date from the database CSV."""
     ecg_id, rel = source.key.split(":", 1)
-    row = _ptbxl_database(source.path).loc[int(ecg_id)]
+    row = _ptbxl_rows(source.path)[int(ecg_id)]
     sex = {0: "M", 1: "F"}.get(int(row["sex"])) if pd.notna(row.get("sex")) else None
     meta = {"age": None if pd.isna(row.get("age")) else float(row["age"]), "sex": sex,
             "strat_fold": int(row["strat_fold"]) if "strat_fold" in row else None,
