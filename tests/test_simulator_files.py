@@ -42,6 +42,22 @@ def test_every_wfdb_record_obeys_einthoven_and_goldberger(hospital_dir):
     assert n == 2 * 40  # 500 Hz and 100 Hz trees
 
 
+def test_one_wfdb_tree_is_the_same_bytes_as_that_tree_beside_the_other(tmp_path, hospital_dir, hospital_cohort):
+    # the demo writes only the 100 Hz tree it reads; it must be the tree a full write holds, byte for byte,
+    # and the database must not list 500 Hz files that are not there
+    only = write_cohort(hospital_cohort, tmp_path / "lr", formats=("wfdb",), progress=False, workers=2,
+                        wfdb_rates=(100,))
+    assert not (only / "wfdb" / "records500").exists()
+    db = pd.read_csv(only / "wfdb" / "ptbxl_database.csv", keep_default_na=False)
+    assert (db.filename_hr == "").all() and len(db) == len(hospital_cohort)
+    for rel in db.filename_lr:
+        for ext in (".hea", ".dat"):
+            assert (only / "wfdb" / f"{rel}{ext}").read_bytes() == (hospital_dir / "wfdb" / f"{rel}{ext}").read_bytes()
+    with pytest.raises(ValueError, match="choose from 500, 100 Hz"):
+        write_cohort(hospital_cohort, tmp_path / "x", formats=("wfdb",), progress=False, wfdb_rates=(250,))
+    assert not (tmp_path / "x").exists()
+
+
 def test_wfdb_records_have_ptbxl_layout_units_and_names(hospital_dir, hospital_cohort):
     db = pd.read_csv(hospital_dir / "wfdb" / "ptbxl_database.csv")
     assert {"ecg_id", "patient_id", "age", "sex", "scp_codes", "strat_fold", "filename_lr", "filename_hr"} <= set(db)

@@ -95,10 +95,22 @@ def _resampled_digital(digital: np.ndarray, fs_in: float, fs_out: float) -> np.n
     return quantize_eight(resample(eight, fs_in, fs_out).astype(np.float32))
 
 
+def _wfdb_rates(cohort: SimulatedCohort, rates: tuple[float, ...] | None) -> list[float]:
+    """The WFDB trees to write: ``rates``, by default the cohort's own rate and PTB-XL's 100 Hz."""
+    possible = [cohort.fs] + ([100.0] if cohort.fs == 500 else [])
+    if rates is None:
+        return possible
+    wanted = [float(r) for r in rates]
+    if not wanted or set(wanted) - set(possible):
+        raise ValueError(f"WFDB rates {rates} for a {cohort.fs:g} Hz cohort: choose from "
+                         f"{', '.join(f'{r:g}' for r in possible)} Hz")
+    return [r for r in possible if r in wanted]
+
+
 class _WfdbSink:
-    def __init__(self, cohort: SimulatedCohort, root: Path):
+    def __init__(self, cohort: SimulatedCohort, root: Path, rates: tuple[float, ...] | None = None):
         self.cohort, self.root = cohort, root / "wfdb"
-        self.rates = [cohort.fs] + ([100.0] if cohort.fs == 500 else [])
+        self.rates = _wfdb_rates(cohort, rates)
         self.info = cohort.ecgs.set_index("ecg_id")
 
     def add(self, batch) -> None:
@@ -122,7 +134,8 @@ class _WfdbSink:
                                     index=self.cohort.patients["patient_id"]).loc[ecgs["patient_id"]].to_numpy(),
             "filename_lr": [wfdb_io.ptbxl_record_path(int(i), 100) if 100.0 in self.rates else ""
                             for i in ecgs["ecg_id"]],
-            "filename_hr": [wfdb_io.ptbxl_record_path(int(i), self.cohort.fs) for i in ecgs["ecg_id"]],
+            "filename_hr": [wfdb_io.ptbxl_record_path(int(i), self.cohort.fs) if self.cohort.fs in self.rates
+                            else "" for i in ecgs["ecg_id"]],
         })
         write_text(self.root / "ptbxl_database.csv", db.to_csv(index=False))
 
@@ -205,28 +218,34 @@ _SINKS = {"wfdb": _WfdbSink, "code15": _Code15Sink, "echonext": _EchoNextSink}
 _WORKER: dict = {}
 
 
-def _init_worker(cohort: SimulatedCohort, wfdb_root: Path | None) -> None:
+def _init_worker(cohort: SimulatedCohort, wfdb_root: Path | None, rates: tuple[float, ...] | None,
+                 keep: bool) -> None:
     """Give a worker process the cohort once, so that each job carries only its index range."""
-    _WORKER["cohort"], _WORKER["sink"] = cohort, (_WfdbSink(cohort, wfdb_root) if wfdb_root else None)
+    _WORKER["cohort"], _WORKER["keep"] = cohort, keep
+    _WORKER["sink"] = _WfdbSink(cohort, wfdb_root, rates) if wfdb_root else None
 
 
 def _render_chunk(lo: int, hi: int):
-    """Render ECGs [lo, hi) of the worker's cohort and write their WFDB records if asked to."""
+    """Render ECGs [lo, hi) of the worker's cohort and write their WFDB records if asked to: (how many, the
+    batch, or None where no other format needs its signals, which then never cross between processes)."""
     batch = next(_WORKER["cohort"].iter_batches(lo, hi))
     if _WORKER["sink"] is not None:
         _WORKER["sink"].add(batch)
-    return batch
+    return len(batch.ecg_ids), (batch if _WORKER["keep"] else None)
 
 
-def _batches(cohort: SimulatedCohort, wfdb_root: Path | None, workers: int) -> Iterator:
-    """Rendered batches in order; with ``workers`` > 1 rendering (and WFDB writing) runs in processes."""
+def _batches(cohort: SimulatedCohort, wfdb_root: Path | None, workers: int, rates: tuple[float, ...] | None = None,
+             keep: bool = True) -> Iterator:
+    """(count, batch) rendered in order; with ``workers`` > 1 rendering (and WFDB writing) runs in processes.
+    ``keep`` False: the batch's signals are not needed past the WFDB writer and come back as None."""
     bounds = [(lo, min(lo + CHUNK, len(cohort))) for lo in range(0, len(cohort), CHUNK)]
     if workers <= 1 or len(bounds) <= 1:
-        _init_worker(cohort, wfdb_root)
+        _init_worker(cohort, wfdb_root, rates, keep)
         for lo, hi in bounds:
             yield _render_chunk(lo, hi)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(cohort, wfdb_root)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                             initargs=(cohort, wfdb_root, rates, keep)) as pool:
         pending: deque = deque()
         for lo, hi in bounds:
             pending.append(pool.submit(_render_chunk, lo, hi))
@@ -237,11 +256,13 @@ def _batches(cohort: SimulatedCohort, wfdb_root: Path | None, workers: int) -> I
 
 
 def write_cohort(cohort: SimulatedCohort, out: str | Path, formats: tuple[str, ...] | None = None,
-                 overwrite: bool = False, progress: bool = True, workers: int | None = None) -> Path:
+                 overwrite: bool = False, progress: bool = True, workers: int | None = None,
+                 wfdb_rates: tuple[float, ...] | None = None) -> Path:
     """Write ``cohort`` under ``out`` in ``formats`` (default: the preset's); return ``out``.
 
     ``workers`` processes render and write WFDB records in parallel (default: all cores); the bytes written
-    do not depend on it.
+    do not depend on it. ``wfdb_rates`` picks PTB-XL's trees (default both, the cohort's rate and 100 Hz; the
+    demo writes only the 100 Hz tree it reads).
     """
     formats = tuple(formats or cohort.preset.formats)
     unknown = sorted(set(formats) - set(FORMATS))
@@ -251,18 +272,20 @@ def write_cohort(cohort: SimulatedCohort, out: str | Path, formats: tuple[str, .
         raise ValueError(f"the echonext format needs echo labels; preset {cohort.preset.name!r} has "
                          f"{cohort.preset.imaging or 'no'} imaging (use echo-dev, echo-external or echonext)")
     workers = (os.cpu_count() or 1) if workers is None else max(int(workers), 1)
+    _wfdb_rates(cohort, wfdb_rates)  # a rate the cohort cannot give fails before anything is written
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite) as root:
         _write_tables(cohort, root)
         in_process = [_SINKS[f](cohort, root) for f in formats if f != "wfdb"]
         with progress_bar(progress) as bar:
             task = bar.add_task(f"simulating {cohort.preset.name}", total=len(cohort))
-            for batch in _batches(cohort, root if "wfdb" in formats else None, workers):
+            wfdb_root = root if "wfdb" in formats else None
+            for rendered, batch in _batches(cohort, wfdb_root, workers, wfdb_rates, keep=bool(in_process)):
                 for sink in in_process:
                     sink.add(batch)
-                bar.advance(task, len(batch.ecg_ids))
+                bar.advance(task, rendered)
         if "wfdb" in formats:
-            _WfdbSink(cohort, root).close()
+            _WfdbSink(cohort, root, wfdb_rates).close()
         for sink in in_process:
             sink.close()
         manifest = {

@@ -19,14 +19,12 @@ from sklearn.metrics import roc_curve
 from ecgscope.cohort import RULES, build_cohort, carve_calibration
 from ecgscope.config import DEFAULT_MODEL, LR_GRID, RunConfig, TrainConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, r2
-from ecgscope.io import wfdb as wfdb_io
 from ecgscope.io import write_parquet, write_text
 from ecgscope.report.figures import plot_ecg, plot_roc_and_scatter
-from ecgscope.simulate import simulate_cohort
-from ecgscope.simulate.export import write_cohort
-from ecgscope.store import Store, ingest
+from ecgscope.store import Store
 from ecgscope.studies.evidence import run_evidence
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
+from ecgscope.studies.simulated import simulate_into_store
 from ecgscope.studies.timing import StageClock
 from ecgscope.studies.transfer import run_transfer
 from ecgscope.train import load_model
@@ -86,12 +84,9 @@ def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, e
         small_hospital_train = None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cohort_dir = write_cohort(simulate_cohort("ukb", n=n, seed=seed), out / "cohort", formats=("wfdb",),
-                              overwrite=True, progress=progress)
-    clock.lap("A: simulate ukb")
-    # simulated subjects are no one: ids stay as simulated, so the truth tables join by them
-    ingest([cohort_dir / "wfdb"], out / "store", fs=MODEL_FS, rate=int(MODEL_FS), identifiers="keep",
-           progress=progress)
+    cohort_dir = out / "cohort"
+    ukb = simulate_into_store("ukb", n, seed, cohort_dir, out / "store", fs=MODEL_FS, progress=progress,
+                              written=lambda: clock.lap("A: simulate ukb"))
     store = Store(out / "store")
     clock.lap("A: ingest ukb")
 
@@ -171,8 +166,9 @@ def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, e
     plot_roc_and_scatter(curves, scatters, figures / "rv_performance.png")
     example = np.flatnonzero(te & (labels["rv_dysfunction"].to_numpy() == 1))
     example_id = int(pairs["ecg_id"].iloc[example[0] if len(example) else np.flatnonzero(te)[0]])
-    ecg = wfdb_io.load_record(cohort_dir / "wfdb" / wfdb_io.ptbxl_record_path(example_id, 500)).to_standard()
-    plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} (500 Hz)")
+    # drawn at the simulator's 500 Hz (the files hold only the 100 Hz tree the model reads)
+    ecg = next(ukb.records(example_id - 1, example_id)).to_standard()  # ecg_id is the 1-based row
+    plot_ecg(ecg, figures / "example_ecg.png", title=f"simulated ECG {example_id} ({ukb.fs:g} Hz)")
     clock.lap("A: ukb test metrics, oracle, figures")
     transfer, differences = run_transfer(out / "model", out / "transfer", n_hospital=n_hospital,
                                          n_prospective=n_prospective, seed=seed, epochs=epochs, fs=MODEL_FS,

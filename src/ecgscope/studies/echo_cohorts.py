@@ -9,9 +9,10 @@ import pandas as pd
 
 from ecgscope.cohort import add_diastolic_labels, link_imaging, patient_split
 from ecgscope.io import write_parquet
-from ecgscope.simulate import get_preset, simulate_cohort
+from ecgscope.simulate import simulate_cohort
 from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
+from ecgscope.studies.simulated import simulate_into_store
 
 #: The EchoNext rule: the ECG within a year before the echo.
 ECHO_DAYS_BEFORE = 365
@@ -48,12 +49,8 @@ def build_echo_cohort(preset: str, n: int, seed: int, out: Path, *, fs: float = 
     before, add age and sex, the ASE 2016 / 2025 labels and follow-up (``followup_years``, ``event``), and split
     by patient (``split=(0, 0, 1)`` makes a pure test cohort)."""
     out = Path(out)
-    files = write_cohort(simulate_cohort(preset, n=n, seed=seed), out / f"{preset}_files", formats=("wfdb",),
-                         overwrite=True, progress=progress)
-    store = out / f"{preset}_store"
-    # the PTB-XL layout has a 100 Hz tree only beside 500 Hz records; other rates are in the "hr" tree
-    rate = 100 if fs == 100 and get_preset(preset).fs == 500 else 500
-    ingest([files / "wfdb"], store, fs=fs, rate=rate, identifiers="keep", progress=progress)
+    files, store = out / f"{preset}_files", out / f"{preset}_store"
+    simulate_into_store(preset, n, seed, files, store, fs=fs, progress=progress)
 
     manifest = Store(store).manifest
     table = link_imaging(manifest, files / "measurements" / "echo.parquet", days_before=ECHO_DAYS_BEFORE,

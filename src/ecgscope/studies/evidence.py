@@ -27,10 +27,10 @@ from ecgscope.evaluate.evaluation import run_evaluation
 from ecgscope.evaluate.tables import table_one
 from ecgscope.io import write_text
 from ecgscope.report.html import build_report
-from ecgscope.simulate import get_preset, simulate_cohort
-from ecgscope.simulate.export import write_cohort
+from ecgscope.simulate import get_preset
 from ecgscope.simulate.outcomes import true_cumulative_incidence
-from ecgscope.store import Store, ingest
+from ecgscope.store import Store
+from ecgscope.studies.simulated import simulate_into_store
 from ecgscope.survival import risk_groups
 from ecgscope.survival.analysis import run_survival, survival_frame
 from ecgscope.train.predict import predict_store
@@ -80,9 +80,8 @@ def _with_demographics(predictions: pd.DataFrame, store: Store) -> pd.DataFrame:
 
 def _survival_cohort(out: Path, model: Path, n: int, seed: int, fs: float, progress: bool) -> pd.DataFrame:
     """Simulate, ingest and predict a hospital cohort followed for death; one row per patient."""
-    sim = write_cohort(simulate_cohort("hospital", n=n, seed=seed), out / "survival_files", formats=("wfdb",),
-                       overwrite=True, progress=progress)
-    ingest([sim / "wfdb"], out / "survival_store", fs=fs, rate=int(fs), identifiers="keep", progress=progress)
+    sim = out / "survival_files"
+    simulate_into_store("hospital", n, seed, sim, out / "survival_store", fs=fs, progress=progress)
     predictions = predict_store(model, out / "survival_store", progress=progress)
     frame = survival_frame(predictions, sim / "outcomes.parquet")
     truth = pd.read_parquet(sim / "truth" / "patients.parquet")

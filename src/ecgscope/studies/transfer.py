@@ -19,9 +19,7 @@ from ecgscope.cohort import CohortError, build_cohort
 from ecgscope.config import LR_GRID, RunConfig, TrainConfig
 from ecgscope.evaluate import auroc, bootstrap_ci, mae, paired_difference_ci
 from ecgscope.io import write_parquet, write_text
-from ecgscope.simulate import simulate_cohort
-from ecgscope.simulate.export import write_cohort
-from ecgscope.store import ingest
+from ecgscope.studies.simulated import simulate_into_store
 from ecgscope.train.predict import predict_store
 from ecgscope.train.run import train_model
 
@@ -36,10 +34,8 @@ def _cohort(preset: str, n: int, seed: int, out: Path, fs: float, split: tuple[f
             progress: bool, n_train: int | None = None) -> tuple[Path, pd.DataFrame]:
     """Simulate ``preset``, ingest it, pair MRI with ECGs, label and split (keeping ``n_train`` training
     patients if given); return store and table."""
-    sim = write_cohort(simulate_cohort(preset, n=n, seed=seed), out / f"{preset}_files", formats=("wfdb",),
-                       overwrite=True, progress=progress)
-    store = out / f"{preset}_store"
-    ingest([sim / "wfdb"], store, fs=fs, rate=int(fs), identifiers="keep", progress=progress)
+    sim, store = out / f"{preset}_files", out / f"{preset}_store"
+    simulate_into_store(preset, n, seed, sim, store, fs=fs, progress=progress)
     table = build_cohort(store, sim / "measurements" / "mri.parquet", labels=PHENOTYPES, days_before=90,
                          days_after=90, split=split if split[0] < 1 else (0, 0, 1), stratify="rv_dysfunction",
                          seed=seed).table
