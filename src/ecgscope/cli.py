@@ -149,7 +149,7 @@ def simulate(
 #: Study B's training lengths under `demo --full` (the default run halves them; see `demo --help`).
 FULL_PRETRAIN_EPOCHS, FULL_MOTION_EPOCHS = 10, 30
 #: How much lower study B's process runs than study A's when they run side by side (see ``_study_b``).
-STUDY_B_NICENESS = 5
+STUDY_B_NICENESS = 3
 
 
 @app.command()

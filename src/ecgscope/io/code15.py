@@ -18,7 +18,7 @@ import pandas as pd
 
 from ecgscope.ecg import ECG
 from ecgscope.errors import InvalidRecord
-from ecgscope.io.base import MAX_SAMPLES_PER_LEAD, Source, file_problem, make_ecg, real_samples
+from ecgscope.io.base import MAX_SAMPLES_PER_LEAD, Source, file_problem, make_ecg, real_samples, typical_p2p_mv
 from ecgscope.leads import STANDARD_LEADS
 
 CODE15_FS = 400.0
@@ -223,7 +223,7 @@ def strip_padding(tracing: np.ndarray) -> np.ndarray:
 
 def amplitude_factor(signal: np.ndarray) -> tuple[float, str]:
     """Scale to mV, judged from the typical lead peak-to-peak: mV as released, 1e-4 V units, or volts."""
-    p2p = np.median(np.percentile(signal, 99.5, axis=1) - np.percentile(signal, 0.5, axis=1))
+    p2p = typical_p2p_mv(signal)
     if p2p > 8.0:
         return 0.1, "1e-4 V units -> mV (x0.1)"
     if p2p < 0.01:

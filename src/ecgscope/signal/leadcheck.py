@@ -39,9 +39,10 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.signal import butter, find_peaks, sosfiltfilt
+from scipy.signal import butter, find_peaks
 
 from ecgscope.leads import LIMB_DERIVED_LEADS, STANDARD_LEADS
+from ecgscope.signal.zerophase import sosfiltfilt
 
 #: Largest identity residual (RMS, relative to the RMS of I and II) of a correctly labelled record.
 IDENTITY_TOLERANCE = 0.05

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import butter, iirnotch, medfilt, sosfiltfilt, tf2sos
+from scipy.signal import butter, iirnotch, medfilt, tf2sos
 
 from ecgscope.leads import STANDARD_LEADS, normalize_lead_names
 from ecgscope.signal.resample import resample
+from ecgscope.signal.zerophase import sosfiltfilt
 
 
 def _remove_mean(x: np.ndarray, fs: float) -> np.ndarray:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter
+
+from ecgscope.signal.zerophase import sosfiltfilt
 
 
 def flat_leads(signal: np.ndarray, leads: tuple[str, ...], tolerance_mv: float = 1e-4) -> list[str]:
