@@ -309,3 +309,33 @@ def test_a_cohort_built_on_another_store_is_refused(data, tmp_path):
     cfg.data.cohort = tmp_path / "other.parquet"
     with pytest.raises(CohortError, match="does not match store"):
         train_from_config(cfg, progress=False)
+
+
+_STEPS = """
+import hashlib, sys
+import torch
+from ecgscope.models import create_model
+from ecgscope.train.trainer import reuse_freed_memory
+print(reuse_freed_memory() if sys.argv[1] == "1" else "default")
+torch.set_num_threads(1)
+torch.manual_seed(0)
+model = create_model("net1d_small", num_outputs=3)
+opt = torch.optim.Adam(model.parameters(), 1e-3)
+g = torch.Generator().manual_seed(1)
+for _ in range(3):
+    opt.zero_grad()
+    model(torch.randn(16, 12, 1000, generator=g)).pow(2).mean().backward()
+    opt.step()
+print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest())
+"""
+
+
+def test_reusing_freed_memory_takes_on_glibc_and_leaves_training_bit_for_bit_the_same():
+    # the allocator setting every training run makes (page faults, not numbers): the same weights either way
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", _STEPS, flag], capture_output=True, text=True, check=True)
+            .stdout.split() for flag in ("0", "1")]
+    assert runs[1][0] == "True"  # the machines ecgscope's tests run on are glibc Linux
+    assert runs[0][1] == runs[1][1]
