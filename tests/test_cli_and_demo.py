@@ -1,5 +1,6 @@
 import base64
 import json
+import os
 from html.parser import HTMLParser
 
 import numpy as np
@@ -199,7 +200,10 @@ def test_stage_times_of_two_studies_side_by_side_end_with_the_wall_time(tmp_path
     b.lap("B: one")
     assert laps == ["a", "a"]  # the demo hands study A every core back here once study B is done
     assert b.__getstate__()["on_lap"] is None  # study B's clock comes back from its process without a callback
-    _stage_times([a, b], tmp_path, wall_s=12.5)
+    _stage_times([a, b], tmp_path, wall_s=12.5, cpu_s=20.0)
     table = pd.read_csv(tmp_path / "stage_times.csv")
-    assert list(table.stage) == ["A: one", "A: two", "B: one", "total wall time (A and B side by side)"]
+    assert list(table.stage)[:3] == ["A: one", "A: two", "B: one"]
+    assert table.stage.iloc[3].startswith("CPU time, every process")
+    assert table.stage.iloc[-1] == "total wall time (A and B side by side)"
     assert table.seconds.iloc[-1] == 12.5 and table.share.iloc[:2].sum() == pytest.approx(1.0, abs=1e-3)
+    assert table.share.iloc[3] == pytest.approx(20.0 / (12.5 * (os.cpu_count() or 1)), abs=1e-3)

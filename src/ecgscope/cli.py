@@ -190,15 +190,26 @@ def demo(
         _fail(exc)
 
 
-def _stage_times(clocks: list, out: Path, wall_s: float) -> None:
+def _cpu_seconds() -> float:
+    """User and system CPU time of this process and of every child it has waited for (pool workers, study B)."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def _stage_times(clocks: list, out: Path, wall_s: float, cpu_s: float | None = None) -> None:
     """Print the demo's wall time per stage and keep it in OUT/stage_times.csv (studies run side by side are
-    timed apart; the last row is the whole run's wall time)."""
+    timed apart; ``cpu_s``, when given, is a row of the CPU time of every process, its share that of all the
+    cores' time; the last row is the whole run's wall time)."""
     import pandas as pd
 
     tables = [clock.table() for clock in clocks]
+    cpu = [] if cpu_s is None else [{"stage": f"CPU time, every process (share: of {os.cpu_count() or 1} cores)",
+                                     "seconds": cpu_s, "share": cpu_s / (wall_s * (os.cpu_count() or 1))}]
     table = pd.concat([t[t.stage != "total"] for t in tables] + [pd.DataFrame(
-        [{"stage": "total wall time" + (" (A and B side by side)" if len(clocks) > 1 else ""),
-          "seconds": wall_s, "share": 1.0}])], ignore_index=True)
+        [*cpu, {"stage": "total wall time" + (" (A and B side by side)" if len(clocks) > 1 else ""),
+                "seconds": wall_s, "share": 1.0}])], ignore_index=True)
     from ecgscope.io import write_text
 
     write_text(out / "stage_times.csv", table.round({"seconds": 1, "share": 3}).to_csv(index=False))
@@ -260,7 +271,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
             _fail(exc)
         console.print(headline_table(report_b.parent / "study.json"))
         console.print(f"[green bold]study B report:[/] [bold]{report_b}[/]")
-        _stage_times([clock_b], Path(out), time.perf_counter() - started)
+        _stage_times([clock_b], Path(out), time.perf_counter() - started, _cpu_seconds())
         return
     pool = b_running = None
     if study == "both":  # side by side: both studies' single-threaded stages overlap, and neither waits
@@ -332,7 +343,7 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
                       "the grid 1e-3 / 3e-3 on validation loss, which trains every model twice; study B's "
                       f"encoder pretrained for {FULL_PRETRAIN_EPOCHS} epochs and motion GAN trained for "
                       f"{FULL_MOTION_EPOCHS} (here half)")
-    _stage_times([clock] + ([clock_b] if clock_b else []), Path(out), time.perf_counter() - started)
+    _stage_times([clock] + ([clock_b] if clock_b else []), Path(out), time.perf_counter() - started, _cpu_seconds())
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.
