@@ -55,13 +55,25 @@ def _keep(path: Path) -> None:
         shutil.copy(path, Path(os.environ["ECGSCOPE_SCREENSHOTS"]) / path.name)
 
 
+def _open_viewer(browser, server) -> None:
+    """Load the viewer and enter the API key, as a person would; each test does this itself, since tests of
+    this module can run in different processes, each with its own browser (pytest-xdist)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/")
+    key = browser.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys(KEY, Keys.TAB)  # leaving the key field fires its change event
+    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+
+
 def _pages(pdf_base64: str) -> int:
     return len(re.findall(rb"/Type\s*/Page(?!s)", base64.b64decode(pdf_base64)))
 
 
 def test_viewer_shows_what_the_api_says_on_ecg_paper(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.common.print_page_options import PrintOptions
 
     ecg = muse_file(tmp_path / "ecg.xml", simulated_leads_uv())
@@ -69,10 +81,7 @@ def test_viewer_shows_what_the_api_says_on_ecg_paper(browser, server, tmp_path):
         expected = client.post("/v1/predict", content=ecg.read_bytes()).json()
     assert expected["status"] == "result"
 
-    browser.get(server.url + "/")
-    key = browser.find_element(By.ID, "api-key")
-    key.send_keys(KEY, Keys.TAB)  # leaving the key field fires its change event
-    _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+    _open_viewer(browser, server)
     browser.find_element(By.ID, "file").send_keys(str(ecg))
     _wait(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-status") in ("result", "error",
                                                                                                "cannot_assess"))
@@ -134,7 +143,7 @@ def test_viewer_shows_why_an_ecg_cannot_be_assessed(browser, server, tmp_path):
     rng = np.random.default_rng(1)
     noisy = muse_file(tmp_path / "noisy.xml", {k: v + rng.normal(0, 600, v.size) for k, v in leads.items()})
     browser.set_window_size(1280, 1500)
-    browser.get(server.url + "/")  # the key stays in the tab's session storage
+    _open_viewer(browser, server)
     browser.find_element(By.ID, "file").send_keys(str(noisy))
     _wait(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-status") == "cannot_assess")
     assert "too noisy" in browser.find_element(By.ID, "reasons").text
