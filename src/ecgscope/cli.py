@@ -205,8 +205,9 @@ def _stage_times(clocks: list, out: Path, wall_s: float, cpu_s: float | None = N
     import pandas as pd
 
     tables = [clock.table() for clock in clocks]
-    cpu = [] if cpu_s is None else [{"stage": f"CPU time, every process (share: of {os.cpu_count() or 1} cores)",
-                                     "seconds": cpu_s, "share": cpu_s / (wall_s * (os.cpu_count() or 1))}]
+    cores = os.cpu_count() or 1
+    cpu = [] if cpu_s is None else [{"stage": f"CPU time, every process (share: of {cores} cores)",
+                                     "seconds": cpu_s, "share": cpu_s / (wall_s * cores)}]
     table = pd.concat([t[t.stage != "total"] for t in tables] + [pd.DataFrame(
         [*cpu, {"stage": "total wall time" + (" (A and B side by side)" if len(clocks) > 1 else ""),
                 "seconds": wall_s, "share": 1.0}])], ignore_index=True)

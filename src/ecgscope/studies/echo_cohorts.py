@@ -9,9 +9,7 @@ import pandas as pd
 
 from ecgscope.cohort import add_diastolic_labels, link_imaging, patient_split
 from ecgscope.io import write_parquet
-from ecgscope.simulate import simulate_cohort
-from ecgscope.simulate.export import write_cohort
-from ecgscope.store import Store, ingest
+from ecgscope.store import Store
 from ecgscope.studies.simulated import simulate_into_store
 
 #: The EchoNext rule: the ECG within a year before the echo.
@@ -68,10 +66,8 @@ def build_code15_cohort(n: int, seed: int, out: Path, *, fs: float = 100.0, prog
     gives ``death`` / ``timey`` on) with follow-up years and the cause of death (1 HF, 2 other, 0 censored), which
     only the simulation knows: real CODE-15% has no cause of death."""
     out = Path(out)
-    files = write_cohort(simulate_cohort("code15", n=n, seed=seed), out / "code15_files", formats=("code15",),
-                         overwrite=True, progress=progress)
-    store = out / "code15_store"
-    ingest([files / "code15"], store, fs=fs, identifiers="keep", progress=progress)
+    files, store = out / "code15_files", out / "code15_store"
+    simulate_into_store("code15", n, seed, files, store, fs=fs, file_format="code15", progress=progress)
     exams = pd.read_csv(files / "code15" / "exams.csv")
     first = exams.loc[exams["timey"].notna(), "exam_id"].astype(str)
     manifest = Store(store).manifest
