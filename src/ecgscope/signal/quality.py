@@ -17,14 +17,16 @@ def flat_leads(signal: np.ndarray, leads: tuple[str, ...], tolerance_mv: float =
 
 def saturated_fraction(signal: np.ndarray, run: int = 10) -> float:
     """Fraction of samples sitting in runs of ``run`` or more at a lead's own extreme (amplifier clipping)."""
-    hits = 0
-    for row in signal:
-        for extreme in (row.max(), row.min()):
-            at = np.concatenate([[0], (row == extreme).astype(np.int8), [0]])
-            edges = np.flatnonzero(np.diff(at))
-            lengths = edges[1::2] - edges[::2]
-            hits += lengths[lengths >= run].sum()
-    return float(hits / signal.size)
+    signal = np.asarray(signal)
+    n_leads, n = signal.shape
+    # one row per (lead, extreme), padded with zeros so that every run has a start and an end in its own row
+    at = np.zeros((2 * n_leads, n + 2), dtype=np.int8)
+    at[:n_leads, 1:-1] = signal == signal.max(axis=1, keepdims=True)
+    at[n_leads:, 1:-1] = signal == signal.min(axis=1, keepdims=True)
+    edges = np.diff(at, axis=1)
+    starts, ends = np.nonzero(edges == 1)[1], np.nonzero(edges == -1)[1]  # row by row, so they pair up
+    lengths = ends - starts
+    return float(lengths[lengths >= run].sum() / signal.size)
 
 
 @functools.lru_cache(maxsize=16)
