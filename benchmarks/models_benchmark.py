@@ -55,7 +55,8 @@ from ecgscope.simulate.export import write_cohort
 from ecgscope.store import Store, ingest
 from ecgscope.studies.oracle import fit_oracle, phenotype_score, predict_oracle
 from ecgscope.train import TaskSpec, export_onnx, load_model, seeded_model
-from ecgscope.train.module import completed_epochs, predict_batches
+from ecgscope.train.inference import predict_batches
+from ecgscope.train.module import completed_epochs
 from ecgscope.train.run import train_model
 
 REGRESSION, PHENOTYPES = ["rvef", "rvedvi"], ["rv_dysfunction", "rv_dilation"]

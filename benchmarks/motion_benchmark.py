@@ -20,8 +20,14 @@ import pandas as pd
 
 from ecgscope.evaluate import bootstrap_ci
 from ecgscope.evaluate.regression import pearson_r
-from ecgscope.motion import generate_batches, load_generator, motion_agreement, motion_features, train_motion
-from ecgscope.motion.train import paired_curves
+from ecgscope.motion import (
+    generate_batches,
+    load_generator,
+    motion_agreement,
+    motion_features,
+    paired_curves,
+    train_motion,
+)
 from ecgscope.report.evidence import motion_figure
 from ecgscope.store import Store
 

@@ -83,7 +83,7 @@ def test_motion_gan_trains_saves_generates_and_refuses_tampered_weights(tmp_path
 def test_linear_upsampling_matches_torch_and_has_a_deterministic_backward():
     from torch import nn
 
-    from ecgscope.motion.gan import LinearUpsample2x
+    from ecgscope.motion.generator import LinearUpsample2x
 
     x = torch.randn(3, 4, 25, requires_grad=True)
     want = nn.Upsample(scale_factor=2, mode="linear", align_corners=False)(x)

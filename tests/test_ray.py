@@ -121,8 +121,8 @@ def test_ray_motion_generation_equals_local(cluster, small_model, tmp_path):
     import pandas as pd
     import torch
 
-    from ecgscope.motion.gan import MotionGenerator
-    from ecgscope.motion.train import generate_motion, save_generator
+    from ecgscope.motion.generate import generate_motion, save_generator
+    from ecgscope.motion.generator import MotionGenerator
     from ecgscope.train import load_model
 
     store = small_model.parents[1] / "store"

@@ -967,7 +967,7 @@ def motion_features_command(
     from ecgscope.cohort import load_table
     from ecgscope.io import write_parquet
     from ecgscope.motion import motion_features
-    from ecgscope.motion.train import MOTION_COLUMNS
+    from ecgscope.motion.generate import MOTION_COLUMNS
 
     try:
         table = load_table(curves)

@@ -25,7 +25,7 @@ from ecgscope.progress import progress_bar
 from ecgscope.signal import ECGFOUNDER_PIPELINE, Pipeline
 from ecgscope.store import Store
 from ecgscope.train.artifact import load_model, save_model
-from ecgscope.train.module import TaskSpec, infer, inference_device
+from ecgscope.train.inference import TaskSpec, infer, inference_device
 
 
 @dataclass

@@ -21,11 +21,8 @@ from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import save_model
 from ecgscope.train.datamodule import CohortDataModule
-from ecgscope.train.module import (
-    TaskSpec,
-    quiet_lightning,
-    seeded_model,
-)
+from ecgscope.train.inference import TaskSpec
+from ecgscope.train.module import quiet_lightning, seeded_model
 from ecgscope.train.trainer import fit, make_trainer
 
 

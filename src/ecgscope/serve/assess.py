@@ -38,7 +38,7 @@ from ecgscope.signal import flat_leads
 from ecgscope.signal.leadcheck import beat_centres, limb_identity_problem, limb_reversal
 from ecgscope.signal.quality import beat_snr_db, pacing_spikes, saturated_fraction
 from ecgscope.train.artifact import LoadedModel, load_model
-from ecgscope.train.module import inference_device
+from ecgscope.train.inference import inference_device
 from ecgscope.train.ood import FAR_PERCENTILE
 
 #: Median-lead beat SNR (dB) below which an ECG is too noisy to assess; real 12-lead recordings in

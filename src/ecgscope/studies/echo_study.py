@@ -33,8 +33,14 @@ from ecgscope.evaluate.regression import pearson_r
 from ecgscope.evaluate.tables import age_bands, table_one
 from ecgscope.foundation import embed_store, load_encoder, pretrain_encoder
 from ecgscope.io import write_parquet, write_text
-from ecgscope.motion import generate_batches, load_generator, motion_agreement, motion_features, train_motion
-from ecgscope.motion.train import paired_curves
+from ecgscope.motion import (
+    generate_batches,
+    load_generator,
+    motion_agreement,
+    motion_features,
+    paired_curves,
+    train_motion,
+)
 from ecgscope.report.html import build_report
 from ecgscope.simulate import get_preset
 from ecgscope.simulate.outcomes import true_cumulative_incidence

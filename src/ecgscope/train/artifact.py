@@ -31,7 +31,7 @@ from ecgscope.io.atomic import atomic_dir, atomic_file
 from ecgscope.models import create_model
 from ecgscope.signal import Pipeline
 from ecgscope.train.card import card_markdown
-from ecgscope.train.module import TaskSpec
+from ecgscope.train.inference import TaskSpec
 from ecgscope.train.ood import FILE as OOD_FILE
 from ecgscope.train.ood import OODReference
 

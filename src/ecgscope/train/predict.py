@@ -12,7 +12,7 @@ from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.progress import progress_bar
 from ecgscope.store import Store
 from ecgscope.train.artifact import load_model
-from ecgscope.train.module import inference_device, predict_batches
+from ecgscope.train.inference import inference_device, predict_batches
 
 
 def predict_store(model_dir: str | Path, store: str | Path | Store, rows: np.ndarray | None = None,

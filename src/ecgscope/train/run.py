@@ -41,14 +41,12 @@ from ecgscope.train.finetune import (
     layer_groups,
     set_trainable,
 )
+from ecgscope.train.inference import TaskSpec, inference_device, predict_batches
 from ecgscope.train.module import (
     MultiTaskModule,
     RestoreBestWeights,
-    TaskSpec,
     ValidationHistory,
-    inference_device,
     monitor_mode,
-    predict_batches,
     quiet_lightning,
     seeded_model,
 )
