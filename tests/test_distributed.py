@@ -130,10 +130,10 @@ def test_ddp_validation_metrics_are_those_of_all_ranks_predictions(data, tmp_pat
 @pytest.mark.long
 def test_a_ddp_run_killed_mid_run_resumes_to_identical_weights(data, tmp_path):
     whole = tmp_path / "whole"
-    _finish(_train(_config(data, whole, epochs=3)))
+    _finish(_train(_config(data, whole, epochs=2)))
 
     killed = tmp_path / "killed"
-    config = _config(data, killed, epochs=3)
+    config = _config(data, killed, epochs=2)  # killed in the second epoch, after the first one's checkpoint
     _killed_after_first_checkpoint(config, killed)
     _finish(_train(config, "--resume"))
 

@@ -13,7 +13,7 @@ from ecgscope.studies.echo_study import run_echo_study
 def test_echo_study_runs_end_to_end_and_reports_beside_the_published_numbers(tmp_path):
     out = tmp_path / "demo" / "echo"
     report = run_echo_study(out, n_dev=160, n_external=120, n_code15=200, n_echonext=300, pretrain_epochs=1,
-                            motion_epochs=1, encoder_model="compact_cnn_tiny", folds=3, n_boot=20,
+                            motion_epochs=1, encoder_model="compact_cnn_tiny", folds=2, n_boot=20,
                             progress=False)
     assert report == out / "report.html" and report.exists()
     study = json.loads((out / "study.json").read_text())

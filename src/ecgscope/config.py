@@ -47,6 +47,9 @@ class AugmentConfig(_Strict):
 DEFAULT_MODEL = "net1d_small"
 #: The learning rates a study's training run chooses from on validation loss (``train.lr_grid``).
 LR_GRID = (1e-3, 3e-3)
+#: The second, smaller hospital training set of study A's transfer step (``demo --full``): where training from
+#: scratch is still data-limited in the simulation (benchmarks/transfer_benchmark.py --n-train draws the curve).
+SMALL_HOSPITAL_TRAIN = 300
 
 
 class ModelConfig(_Strict):

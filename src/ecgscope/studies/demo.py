@@ -36,9 +36,6 @@ PHENOTYPES = ["rv_dysfunction", "rv_dilation"]
 UNITS = {"rvef": "%", "rvedvi": "mL/m2"}
 #: The model reads PTB-XL's 100 Hz tree: 10 s = 1,000 samples per lead.
 MODEL_FS = 100.0
-#: The second, smaller hospital training set of the transfer step: where training from scratch is still
-#: data-limited in the simulation (benchmarks/transfer_benchmark.py --n-train draws the whole curve).
-SMALL_HOSPITAL_TRAIN = 300
 #: The ukb cohort size the other cohorts' default sizes are set against (a smaller ``n`` shrinks them alike).
 DEFAULT_N = 6000
 
@@ -62,14 +59,15 @@ class DemoResult:
 def run_demo(out: str | Path = "runs/demo", n: int = DEFAULT_N, seed: int = 0, epochs: int = 15,
              model_name: str = DEFAULT_MODEL, progress: bool = True, n_hospital: int | None = None,
              n_prospective: int | None = None, n_survival: int | None = None, n_boot: int = 500,
-             small_hospital_train: int | None = SMALL_HOSPITAL_TRAIN, lr_grid: bool = False,
+             small_hospital_train: int | None = None, lr_grid: bool = False,
              clock: StageClock | None = None) -> DemoResult:
     """Run study A on simulated cohorts: train on a ``ukb`` cohort of ``n`` subjects, take that model to a
     hospital (pretrained only / from scratch / fine-tuned) and a prospective cohort, follow a hospital cohort
     of ``n_survival`` for death, and write everything, ending with ``report.html``, under ``out``.
 
-    The transfer step runs on all the hospital's training patients (``out/transfer``) and again on only
-    ``small_hospital_train`` of them (``out/transfer_small``; same validation, test and prospective patients).
+    The transfer step runs on all the hospital's training patients (``out/transfer``) and, when
+    ``small_hospital_train`` is given (``demo --full`` gives ``config.SMALL_HOSPITAL_TRAIN``), again on only that
+    many of them (``out/transfer_small``; same validation, test and prospective patients).
     ``clock`` records each stage's wall time. Cohort sizes not given are 1,500 hospital, 115 prospective and
     3,019 survival subjects at ``n`` = 6,000, in proportion to ``n`` otherwise; the small transfer runs only when
     ``small_hospital_train`` is under the hospital's training patients (0.6 of its subjects). ``lr_grid``
