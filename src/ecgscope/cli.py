@@ -559,6 +559,9 @@ Devices = Annotated[str | None, typer.Option(help="training processes per machin
 NumNodes = Annotated[int | None, typer.Option(help="machines (trainer.num_nodes)", min=1, max=4096)]
 Strategy = Annotated[str | None, typer.Option(help="auto (one process) or ddp (trainer.strategy)")]
 Accelerator = Annotated[str | None, typer.Option(help="auto, cpu or gpu (trainer.accelerator)")]
+NumWorkers = Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, none "
+                                                   "without)")]
+ResumeOut = Annotated[bool, typer.Option(help="continue the run in --out")]
 
 
 def _trainer(base, devices: str | None, num_nodes: int | None, strategy: str | None, accelerator: str | None):
@@ -810,9 +813,8 @@ def pretrain(
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine schedule)")] = 1e-3,
     view_s: Annotated[float, typer.Option(help="seconds per view (two windows of each ECG)")] = 5.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
-                                                         "none without)")] = None,
-    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    num_workers: NumWorkers = None,
+    resume: ResumeOut = False,
     devices: Devices = None,
     num_nodes: NumNodes = None,
     strategy: Strategy = None,
@@ -905,9 +907,8 @@ def motion_train(
     batch_size: Annotated[int, typer.Option(help="pairs per batch")] = 64,
     recon_weight: Annotated[float, typer.Option(help="weight of the L1 term against the adversarial one")] = 20.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    num_workers: Annotated[int | None, typer.Option(help="data-loading processes (default: up to 8 with a GPU, "
-                                                         "none without)")] = None,
-    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    num_workers: NumWorkers = None,
+    resume: ResumeOut = False,
     devices: Devices = None,
     num_nodes: NumNodes = None,
     strategy: Strategy = None,
