@@ -6,6 +6,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from safetensors.numpy import load_file
 from typer.testing import CliRunner
@@ -53,6 +54,8 @@ def test_train_command_writes_a_complete_run(data, tmp_path):
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert {"rvef_mae", "rvef_r2", "rvef_interval_coverage", "rv_dysfunction_auroc"} <= set(metrics)
     assert metrics["rvef_mae"] > 0
+    environment = json.loads((run / "environment.json").read_text())  # what computed them
+    assert environment["torch_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     loaded = load_model(run / "model")
     assert "rvef" in loaded.conformal and loaded.spec.regression == ["rvef"]
     # intervals are calibrated on training patients set aside (15 %), not on the validation patients

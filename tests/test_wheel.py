@@ -49,3 +49,5 @@ def test_the_wheel_installs_into_a_clean_environment_and_runs_the_demo(tmp_path)
     assert "study A report" in demo.stdout and (tmp_path / "demo" / "report.html").stat().st_size > 0
     assert "Wall time per stage" in demo.stdout
     assert "left out (ecgscope demo --full keeps them)" in demo.stdout  # the default says what it did not run
+    assert "computed with torch 2.13.0" in demo.stdout  # and on which kernels (environment.json)
+    assert (tmp_path / "demo" / "environment.json").exists()

@@ -351,6 +351,20 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
                       f"{FULL_PRETRAIN_EPOCHS} epochs and motion GAN trained for {FULL_MOTION_EPOCHS} (here "
                       f"{DEMO_PRETRAIN_EPOCHS} and {DEMO_MOTION_EPOCHS})")
     _stage_times([clock] + ([clock_b] if clock_b else []), Path(out), time.perf_counter() - started, _cpu_seconds())
+    _print_environment(Path(out))
+
+
+def _print_environment(out: Path) -> None:
+    """Keep the run's versions and CPU kernels in OUT/environment.json and name the kernels in one line."""
+    from ecgscope.provenance import write_environment
+
+    path = write_environment(out)
+    env = json.loads(path.read_text())
+    blas = ", ".join(dict.fromkeys(f"{p['internal_api']} {p['architecture']}" for p in env["thread_pools"]
+                                   if p["architecture"]))  # NumPy and SciPy each load an OpenBLAS
+    console.print(f"computed with torch {env['versions']['torch']} on {env['torch_cpu_capability']} kernels"
+                  + (f", {blas}" if blas else "") + (f", GPU {env['gpu']}" if env["gpu"] else "")
+                  + f" ({path}; the same seed on other kernels moves the last digits)")
 
 
 #: Exit status of `ingest` when some inputs were rejected and the rest stored.

@@ -6,10 +6,11 @@ anywhere shares one recipe (store-backed loading, augmentation, one-cycle schedu
 with ``train.lr_grid``, a learning rate chosen on validation loss).
 
 The run directory holds ``config.yaml``, ``checkpoints/last.ckpt`` (every epoch), ``logs/`` (Lightning's
-CSV metrics), ``test_metrics.json`` and the final model directory ``model/`` with conformal intervals
-calibrated on the cohort's 'calibration' patients: when the cohort has none, ``train.calibration_fraction``
-of its training patients are set aside (not trained on) for them, since the validation patients chose the
-epoch and are no longer exchangeable with test.
+CSV metrics), ``test_metrics.json``, ``environment.json`` (the versions and CPU kernels that computed them) and
+the final model directory ``model/`` with conformal intervals calibrated on the cohort's 'calibration'
+patients: when the cohort has none, ``train.calibration_fraction`` of its training patients are set aside
+(not trained on) for them, since the validation patients chose the epoch and are no longer exchangeable with
+test.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ecgscope.config import ConfigError, RunConfig
 from ecgscope.contract import StoreInput, usable_batches
 from ecgscope.evaluate import SplitConformal, auroc, mae, r2
 from ecgscope.io import write_text
+from ecgscope.provenance import write_environment
 from ecgscope.signal import default_pipeline
 from ecgscope.store.layout import Store
 from ecgscope.train.artifact import load_model, operating_thresholds, save_model
@@ -223,6 +225,7 @@ def train_from_config(cfg: RunConfig, resume: bool = False, progress: bool = Tru
         for k in cfg.data.binary:
             metrics[f"{k}_auroc"] = auroc(values[k][split == "test"], test[k])
     write_text(out / "test_metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_environment(out)
     rows = {s: cohort["ecg_row"].to_numpy()[split == s] for s in ("train", "calibration")}
     rows["train"] = reference_rows(rows["train"], cfg.train.seed)
     ood = None
