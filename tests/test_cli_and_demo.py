@@ -1,7 +1,9 @@
 import base64
+import importlib.util
 import json
 import os
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +18,7 @@ from ecgscope.studies.demo import run_demo
 from ecgscope.studies.transfer import keep_training_patients
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_simulate_command_writes_a_cohort(tmp_path):
@@ -109,6 +112,22 @@ def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path):
     printed.print(headline_table(tmp_path / "demo" / "study.json"))
     text = printed.export_text()
     assert "Cox HR per 10 % lower predicted RVEF" in text and "1.40" in text
+    _check_docs_tables(tmp_path / "demo", m, t)
+
+
+def _check_docs_tables(run, metrics, transfer):
+    """benchmarks/demo_tables.py, which prints the tables the docs quote, prints this run's own figures."""
+    spec = importlib.util.spec_from_file_location("demo_tables", REPO / "benchmarks" / "demo_tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    row = metrics.set_index(["target", "metric", "model"]).loc[("rvef", "MAE", "ECG model")]
+    assert f"| RVEF | MAE (%) | {row.estimate:.2f} [{row.ci_low:.2f}, {row.ci_high:.2f}] |" in \
+        tables.study_a_headline(run)
+    text = tables.transfer_tables(run)
+    fine = transfer.set_index(["hospital_training_patients", "cohort", "target", "metric", "model"]).loc[
+        (30, "hospital test", "rvef", "MAE", "fine-tuned (ukb -> hospital)")]
+    assert "| 30 | hospital test | RVEF MAE (%) |" in text and f"{fine.estimate:.2f} [{fine.ci_low:.2f}, " in text
+    assert text.count("| 30 | hospital test |") == 4 + 2  # four targets, then two differences rows
 
 
 class _Images(HTMLParser):
