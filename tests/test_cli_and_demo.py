@@ -208,7 +208,7 @@ def test_progress_outside_a_terminal_is_a_line_per_tenth():
         "ingesting: 25,000", "ingesting: 25,001 done"]
 
 
-def test_stage_times_of_two_studies_side_by_side_end_with_the_wall_time(tmp_path):
+def test_stage_times_of_two_studies_side_by_side_end_with_the_wall_time(tmp_path, capsys):
     from ecgscope.cli import _stage_times
     from ecgscope.studies.timing import StageClock
 
@@ -226,3 +226,7 @@ def test_stage_times_of_two_studies_side_by_side_end_with_the_wall_time(tmp_path
     assert table.stage.iloc[-1] == "total wall time (A and B side by side)"
     assert table.seconds.iloc[-1] == 12.5 and table.share.iloc[:2].sum() == pytest.approx(1.0, abs=1e-3)
     assert table.share.iloc[3] == pytest.approx(20.0 / (12.5 * (os.cpu_count() or 1)), abs=1e-3)
+    capsys.readouterr()
+    _stage_times([a], tmp_path, wall_s=251.46)  # kept as 251.5: the screen shows what the file keeps, 252
+    total = [line for line in capsys.readouterr().out.splitlines() if "total wall time" in line][0]
+    assert "252" in total and pd.read_csv(tmp_path / "stage_times.csv").seconds.iloc[-1] == 251.5

@@ -217,7 +217,8 @@ def _stage_times(clocks: list, out: Path, wall_s: float, cpu_s: float | None = N
                 "seconds": wall_s, "share": 1.0}])], ignore_index=True)
     from ecgscope.io import write_text
 
-    write_text(out / "stage_times.csv", table.round({"seconds": 1, "share": 3}).to_csv(index=False))
+    table = table.round({"seconds": 1, "share": 3})  # printed as kept, so the screen and the file agree
+    write_text(out / "stage_times.csv", table.to_csv(index=False))
     shown = Table("stage", "seconds", "share of its study", title="Wall time per stage")
     for r in table.itertuples():
         shown.add_row(r.stage, f"{r.seconds:,.0f}", "" if r.stage.startswith("total") else f"{r.share:.0%}")
