@@ -357,10 +357,10 @@ def _demo(out: Path, n: int, epochs: int, seed: int, model: str, study: str, ful
 
 def _print_environment(out: Path) -> None:
     """Keep the run's versions and CPU kernels in OUT/environment.json and name the kernels in one line."""
-    from ecgscope.provenance import write_environment
+    from ecgscope.provenance import environment, write_environment
 
-    path = write_environment(out)
-    env = json.loads(path.read_text())
+    env = environment()
+    path = write_environment(out, env)
     blas = ", ".join(dict.fromkeys(f"{p['internal_api']} {p['architecture']}" for p in env["thread_pools"]
                                    if p["architecture"]))  # NumPy and SciPy each load an OpenBLAS
     console.print(f"computed with torch {env['versions']['torch']} on {env['torch_cpu_capability']} kernels"

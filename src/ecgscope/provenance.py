@@ -49,8 +49,8 @@ def environment() -> dict:
     }
 
 
-def write_environment(folder: str | Path) -> Path:
-    """Write :func:`environment` to ``folder/environment.json`` (atomically) and return its path."""
+def write_environment(folder: str | Path, env: dict | None = None) -> Path:
+    """Write ``env`` (by default :func:`environment`) to ``folder/environment.json`` atomically; return its path."""
     from ecgscope.io import write_text
 
-    return write_text(Path(folder) / "environment.json", json.dumps(environment(), indent=2) + "\n")
+    return write_text(Path(folder) / "environment.json", json.dumps(env or environment(), indent=2) + "\n")

@@ -19,4 +19,3 @@ __getattr__ = import_on_first_use(__name__, {"MotionGAN": "gan", "train_motion":
 __all__ = ["FEATURES", "MotionError", "MotionGAN", "MotionGenerator", "curve_errors", "generate_batches",
            "generate_motion", "load_generator", "motion_agreement", "motion_features", "paired_curves",
            "train_motion"]
-
